@@ -1,0 +1,1 @@
+"""consentgate's consent and authorization service: FastAPI app, off-chain index, CLI."""

@@ -1,0 +1,98 @@
+"""Service settings, read from environment variables prefixed ``CONSENTGATE_``.
+
+One ``Settings`` class, served through the cached :func:`get_settings` so tests can
+override it (``get_settings.cache_clear()`` after changing the environment).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "token"})
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process.
+
+    Environment variables (all optional):
+
+    - ``CONSENTGATE_DATA_DIR``: folder for the SQLite index, the embedded chain and
+      generated secrets (default ``./data``).
+    - ``CONSENTGATE_HOST`` / ``CONSENTGATE_PORT``: where ``serve`` listens
+      (default ``127.0.0.1:8000``).
+    - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
+    - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
+    - ``CONSENTGATE_REGISTRAR_TOKEN``: bearer token of the platform registrar; when unset
+      it is generated on first start and stored in ``DATA_DIR/registrar_token``.
+    - ``CONSENTGATE_PUBLIC_URL``: the URL citizens see; SIWE messages must name its
+      host as ``domain`` and a URI under it (EIP-4361).
+    - ``CONSENTGATE_DATABASE_URL``: SQLAlchemy URL of the index (default SQLite in DATA_DIR).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONSENTGATE_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    chain_url: str = ""
+    relayer_key: str = ""
+    registrar_token: str = ""
+    public_url: str = ""
+    database_url: str = ""
+    pseudonym_secret: str = ""
+    max_body_bytes: int = 64 * 1024
+    siwe_ttl_s: int = 3600
+    env: str = "development"
+
+    @field_validator("registrar_token")
+    @classmethod
+    def _refuse_placeholder(cls, value: str) -> str:
+        if value and value.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("CONSENTGATE_REGISTRAR_TOKEN is a placeholder; set a real secret")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when the embedded py-evm chain is used (``CHAIN_URL`` empty)."""
+        return not self.chain_url
+
+    @property
+    def base_url(self) -> str:
+        """The service's public base URL (``PUBLIC_URL`` or ``http://HOST:PORT``)."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the off-chain index."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'index.sqlite3'}"
+
+    def secret(self, name: str, nbytes: int = 32) -> str:
+        """Return the secret stored in ``DATA_DIR/name``, creating it on first use.
+
+        The file is written with mode 0600. Returns the URL-safe text of ``nbytes``
+        random bytes.
+        """
+        path = self.data_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(nbytes)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(value + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return value
+
+    def effective_registrar_token(self) -> str:
+        """The registrar bearer token: the configured one, else the stored/generated one."""
+        return self.registrar_token or self.secret("registrar_token")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached)."""
+    return Settings()

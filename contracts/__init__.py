@@ -1,0 +1,1 @@
+"""Solidity sources, their pinned build, and the loader of the committed artifacts."""

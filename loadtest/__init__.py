@@ -1,0 +1,1 @@
+"""Locust load tests: user classes, load shapes, reports and service-level checks."""
