@@ -1,17 +1,90 @@
 """The ``consentgate`` command line (Typer).
 
 Subcommands: ``serve``, ``demo``, ``reindex``, ``admin token``, and ``token ...`` (the QR
-token tools of :mod:`fastpath.cli`).
+token tools of :mod:`fastpath.cli`). Every command reads the ``CONSENTGATE_*`` settings.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="consentgate: consent and authorization for the e-social-security card.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="consentgate: consent and authorization for the e-social-security card.",
+    no_args_is_help=True,
+)
 admin_app = typer.Typer(help="Platform operator commands.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="overrides CONSENTGATE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="overrides CONSENTGATE_PORT")] = None,
+) -> None:
+    """Serve the API (embedded chain unless CONSENTGATE_CHAIN_URL is set)."""
+    import uvicorn
+
+    from authz.api.app import create_app
+    from authz.settings import get_settings
+
+    settings = get_settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
+    typer.echo(
+        f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}); "
+        "registrar token: `consentgate admin token`",
+        err=True,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def demo(
+    url: Annotated[
+        str | None, typer.Option(help="service base URL (default: from settings)")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="registrar token (default: from DATA_DIR)")
+    ] = None,
+) -> None:
+    """Walk through the whole flow against a running server over real HTTP."""
+    from authz.demo import run_demo
+    from authz.settings import get_settings
+
+    settings = get_settings()
+    ok = run_demo(
+        url or settings.base_url, token or settings.effective_registrar_token(), echo=typer.echo
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the index's projections from the chain (stop the server first when it
+    runs the embedded chain on the same data folder)."""
+    from authz.services import open_services
+    from authz.settings import get_settings
+
+    svc = open_services(get_settings())
+    try:
+        cursor = svc.indexer.reindex()
+        typer.echo(
+            json.dumps(
+                {
+                    "indexed_block": cursor,
+                    "registry": svc.ledger.address,
+                    "chain_id": svc.ledger.chain_id,
+                }
+            )
+        )
+    finally:
+        svc.close()
 
 
 @admin_app.command("token")

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
       (default ``127.0.0.1:8000``).
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
     - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
+    - ``CONSENTGATE_REGISTRY_ADDRESS``: use this deployed registry instead of deploying one.
+    - ``CONSENTGATE_REQUEST_TTL_S``: how long a consent request's signature deadline
+      runs (seconds, default 7 days).
     - ``CONSENTGATE_REGISTRAR_TOKEN``: bearer token of the platform registrar; when unset
       it is generated on first start and stored in ``DATA_DIR/registrar_token``.
     - ``CONSENTGATE_PUBLIC_URL``: the URL citizens see; SIWE messages must name its
@@ -41,6 +44,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     chain_url: str = ""
     relayer_key: str = ""
+    registry_address: str = ""
+    request_ttl_s: int = 7 * 24 * 3600
     registrar_token: str = ""
     public_url: str = ""
     database_url: str = ""

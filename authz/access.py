@@ -1,0 +1,150 @@
+"""Access checks and the access log.
+
+A department asks before every access; the answer comes from the index (projected from
+chain events, so it carries the consent's anchor), and the check itself — allowed or
+denied — is appended to the access log, which PIPL-minded operators keep at least three
+years.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from authz.consents import rfc3339
+from authz.departments import is_active
+from authz.ids import checksum, new_id
+from authz.ledger import text_hash
+from authz.models import AccessRecord, Consent, Department
+from authz.services import Services
+
+# Reasons, most decisive last: when no consent allows the access, the reason reported
+# is that of the candidate that came closest.
+REASON_RANK = {
+    "no_consent": 0,
+    "consent_withdrawn": 1,
+    "consent_expired": 2,
+    "consent_not_yet_valid": 3,
+    "category_not_granted": 4,
+}
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    """The answer to an access check.
+
+    ``anchor`` is the allowing consent's chain proof (chain id, registry, grant tx hash
+    and block) or None when denied.
+    """
+
+    allowed: bool
+    reason: str
+    consent_id: str | None
+    access_id: str
+    anchor: dict[str, Any] | None
+
+
+def _evaluate(c: Consent, wanted: set[str], now: int) -> str:
+    if c.withdrawn:
+        return "consent_withdrawn"
+    if now > c.valid_until:
+        return "consent_expired"
+    if now < c.valid_from:
+        return "consent_not_yet_valid"
+    if not wanted <= set(c.category_hashes):
+        return "category_not_granted"
+    return "consent_valid"
+
+
+def check_access(
+    svc: Services, dept: Department, subject: str, purpose: str, pii_categories: list[str]
+) -> AccessDecision:
+    """Decide whether ``dept`` may use ``subject``'s ``pii_categories`` for ``purpose`` now.
+
+    Allowed only with a consent that exists, is not withdrawn, is inside its validity
+    window (both ends inclusive) and grants every requested category, and only while the
+    department is registered and not suspended. Reasons: ``consent_valid``,
+    ``no_consent``, ``consent_withdrawn``, ``consent_expired``, ``consent_not_yet_valid``,
+    ``category_not_granted``, ``department_suspended``. The check is logged either way.
+    """
+    subject = checksum(subject, "subject")
+    now = svc.now()
+    wanted = {text_hash(c) for c in pii_categories}
+    decision_reason = "no_consent"
+    chosen: Consent | None = None
+    if not is_active(svc, dept.address):
+        decision_reason = "department_suspended"
+    else:
+        with svc.db.sessions() as s:
+            candidates = s.scalars(
+                select(Consent).where(
+                    Consent.subject == subject,
+                    Consent.controller == dept.address,
+                    Consent.purpose_hash == text_hash(purpose),
+                )
+            ).all()
+        for c in candidates:
+            reason = _evaluate(c, wanted, now)
+            if reason == "consent_valid":
+                chosen, decision_reason = c, reason
+                break
+            if REASON_RANK[reason] >= REASON_RANK[decision_reason]:
+                decision_reason = reason
+    allowed = chosen is not None
+    access_id = new_id("acc")
+    with svc.db.session() as s:
+        s.add(
+            AccessRecord(
+                access_id=access_id,
+                department_id=dept.department_id,
+                subject=subject,
+                purpose=purpose,
+                pii_categories=list(pii_categories),
+                allowed=allowed,
+                reason=decision_reason,
+                consent_id=chosen.consent_id if chosen else None,
+                at_ms=int(time.time() * 1000),
+            )
+        )
+    anchor = None
+    if chosen is not None:
+        anchor = {
+            "chain_id": svc.ledger.chain_id,
+            "registry": svc.ledger.address,
+            "tx_hash": chosen.granted_tx,
+            "block_number": chosen.granted_block,
+        }
+    return AccessDecision(
+        allowed, decision_reason, chosen.consent_id if chosen else None, access_id, anchor
+    )
+
+
+def access_log_of(svc: Services, subject: str, limit: int = 500) -> list[dict[str, Any]]:
+    """A PII principal's access log, newest first: who checked what, when, and the answer."""
+    with svc.db.sessions() as s:
+        rows = s.execute(
+            select(AccessRecord, Department.name, Department.address)
+            .join(Department, Department.department_id == AccessRecord.department_id)
+            .where(AccessRecord.subject == subject)
+            .order_by(AccessRecord.at_ms.desc())
+            .limit(limit)
+        ).all()
+    return [
+        {
+            "access_id": r.access_id,
+            "department_id": r.department_id,
+            "department_name": name,
+            "department_address": address,
+            "purpose": r.purpose,
+            "pii_categories": r.pii_categories,
+            "allowed": r.allowed,
+            "reason": r.reason,
+            "consent_id": r.consent_id,
+            "at": rfc3339(r.at_ms // 1000),
+            "at_ms": r.at_ms,
+        }
+        for r, name, address in rows
+    ]

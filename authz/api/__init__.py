@@ -1,0 +1,1 @@
+"""HTTP layer: thin FastAPI handlers over the domain modules of :mod:`authz`."""

@@ -1,0 +1,45 @@
+"""The FastAPI application: routers, problem details, body limit, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from authz.api import problems
+from authz.api.routes import routers
+from authz.services import Services, open_services
+from authz.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. With ``services`` given (tests), the caller owns their lifetime;
+    otherwise they are opened at startup from ``settings`` and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        svc = open_services(settings or get_settings())
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            svc.close()
+
+    app = FastAPI(
+        title="consentgate",
+        version="1",
+        summary="Consent and authorization for the electronic social-security card, "
+        "anchored on an EVM chain.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    max_body = (settings or (services.settings if services else get_settings())).max_body_bytes
+    app.add_middleware(problems.BodyLimit, max_bytes=max_body)
+    for router in routers:
+        app.include_router(router)
+    return app

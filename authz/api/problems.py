@@ -1,0 +1,153 @@
+"""RFC 9457 problem details for every error, and the request-body size limit.
+
+Every error response is ``application/problem+json`` with ``type``
+(``urn:consentgate:problem:<code>``), ``title``, ``status``, ``detail`` and the stable
+``code``; validation errors add ``errors`` (location and message of each). Unexpected
+exceptions give a 500 ``internal_error`` without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authz.errors import PROBLEM_TYPE_PREFIX, ChainUnavailableError, ConsentgateError
+from chain_node import ChainUnavailable
+
+log = logging.getLogger("consentgate.api")
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("body_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """Build a problem-details response."""
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers that turn every error into problem details."""
+
+    @app.exception_handler(ConsentgateError)
+    async def _domain(_: Request, exc: ConsentgateError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(ChainUnavailable)
+    async def _chain_down(_: Request, exc: ChainUnavailable) -> JSONResponse:
+        err = ChainUnavailableError(str(exc))
+        return problem(err.status, err.code, err.title, err.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                "the request body is not valid JSON",
+                errors=errors,
+            )
+        return problem(
+            422,
+            "validation_error",
+            "Invalid request",
+            "the request does not match the schema",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        return problem(exc.status_code, code, title, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "the server failed to handle this request; nothing was changed "
+            "unless a response said so",
+        )
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 problem details.
+
+    Checks ``Content-Length`` up front and counts streamed (chunked) bodies as they
+    arrive, so an oversized body never reaches a handler.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # FastAPI re-raises HTTPException from body parsing; the handler
+                    # above renders it as a 413 problem.
+                    raise StarletteHTTPException(
+                        413, f"request bodies are limited to {self.max_bytes} bytes"
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            "body_too_large",
+            "Request body too large",
+            f"request bodies are limited to {self.max_bytes} bytes",
+        )
+        await response(scope, receive, send)

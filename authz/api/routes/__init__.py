@@ -1,0 +1,23 @@
+"""API v1 routers, one module per resource, collected in :data:`routers`."""
+
+from authz.api.routes import (
+    access_checks,
+    auth,
+    consent_requests,
+    consents,
+    departments,
+    guardianships,
+    health,
+    subjects,
+)
+
+routers = [
+    health.router,
+    departments.router,
+    guardianships.router,
+    consent_requests.router,
+    consents.router,
+    access_checks.router,
+    auth.router,
+    subjects.router,
+]

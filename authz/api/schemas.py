@@ -1,0 +1,185 @@
+"""Request and response models of API v1 (pydantic).
+
+Request models forbid unknown fields and use strict scalar types, so a wrong type is a
+422 problem rather than a silent coercion. Response models are the public shape: only
+what they declare leaves the service.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
+
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Signature = Annotated[str, StringConstraints(pattern=r"^(0x)?[0-9a-fA-F]*$", max_length=1000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Purpose = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must be RFC 3339 with a time zone offset (e.g. Z)")
+    return value
+
+
+class DepartmentCreate(Strict):
+    name: Name
+    address: Address
+    purposes: list[Purpose] = Field(min_length=1, max_length=50)
+
+
+class DepartmentCreated(BaseModel):
+    department_id: str
+    address: str
+    api_key: str = Field(description="Shown once; the service stores only its SHA-256.")
+    purposes: list[str]
+    tx_hash: str
+
+
+class DepartmentPublic(BaseModel):
+    department_id: str
+    name: str
+    address: str
+    purposes: list[str]
+    active: bool
+
+
+class SuspensionResult(BaseModel):
+    department_id: str
+    active: bool
+    tx_hash: str
+
+
+class GuardianshipCreate(Strict):
+    ward: Address
+    guardian: Address
+    until: datetime
+
+    _tz = field_validator("until")(_aware)
+
+
+class GuardianshipResult(BaseModel):
+    ward: str
+    guardian: str | None
+    until: str | None
+    tx_hash: str
+
+
+class ConsentRequestCreate(Strict):
+    subject: Address
+    purpose: Purpose
+    pii_categories: list[Category] = Field(min_length=1, max_length=50)
+    sensitive: StrictBool = False
+    third_parties: list[ShortText] = Field(default_factory=list, max_length=20)
+    legal_basis: ShortText = "consent"
+    jurisdiction: Annotated[str, StringConstraints(min_length=2, max_length=20)] = "CN"
+    notice_url: Url
+    retention_days: StrictInt = Field(ge=0, le=36500)
+    valid_until: datetime
+
+    _tz = field_validator("valid_until")(_aware)
+
+
+class TypedData(BaseModel):
+    types: dict[str, list[dict[str, str]]]
+    primaryType: str
+    domain: dict[str, Any]
+    message: dict[str, Any]
+
+
+class ConsentRequestCreated(BaseModel):
+    request_id: str
+    consent_id: str = Field(description="The EIP-712 digest; the consent's id once granted.")
+    typed_data: TypedData
+
+
+class ConsentRequestPublic(ConsentRequestCreated):
+    subject: str
+    department_id: str
+    record: dict[str, Any]
+    granted: bool
+
+
+class GrantCreate(Strict):
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    signature: Signature
+
+
+class AnchoredResult(BaseModel):
+    consent_id: str
+    status: str
+    anchor: str = Field(default="anchored", description="'anchored' once on chain")
+    tx_hash: str
+    block_number: int
+
+
+class WithdrawalTypedData(BaseModel):
+    typed_data: TypedData
+
+
+class WithdrawalCreate(Strict):
+    signature: Signature
+
+
+class AccessCheckCreate(Strict):
+    subject: Address
+    purpose: Purpose
+    pii_categories: list[Category] = Field(min_length=1, max_length=50)
+
+
+class AccessCheckResult(BaseModel):
+    allowed: bool
+    consent_id: str | None
+    reason: str
+    access_id: str
+    anchor: dict[str, Any] | None
+
+
+class Nonce(BaseModel):
+    nonce: str
+
+
+class SiweCreate(Strict):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    signature: Signature
+
+
+class SiweSession(BaseModel):
+    token: str
+    address: str
+    expires_at: int = Field(description="Unix seconds")
+
+
+class ChainInfo(BaseModel):
+    backend: str
+    chain_id: int
+    block_number: int
+
+
+class Health(BaseModel):
+    status: str
+    chain: ChainInfo
+
+
+class ChainDetails(ChainInfo):
+    registry: str
+    relayer: str
+    indexed_block: int

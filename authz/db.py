@@ -1,0 +1,69 @@
+"""Database engine and sessions of the off-chain index (SQLite by default).
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so a committed write survives a crash
+or power loss before the API acknowledges it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from authz.models import Base, Meta
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` and the tables if missing."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    Base.metadata.create_all(engine)
+    return engine
+
+
+class Database:
+    """The index database: an engine and a session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any exception."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def get_meta(self, key: str) -> str | None:
+        """Read a value of the ``meta`` table (None if absent)."""
+        with self.sessions() as s:
+            return s.scalar(select(Meta.value).where(Meta.key == key))
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Write a value of the ``meta`` table."""
+        with self.session() as s:
+            s.merge(Meta(key=key, value=value))
+
+    def close(self) -> None:
+        """Dispose of the engine's connections."""
+        self.engine.dispose()

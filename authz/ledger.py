@@ -1,0 +1,132 @@
+"""The consent registry contract as the service uses it: deployment and transactions.
+
+One :class:`Ledger` per process wraps a :class:`chain_node.ChainBackend` and the deployed
+``ConsentRegistry``. The deployment address is kept in ``DATA_DIR/deployments.json``
+keyed by chain id and genesis block hash, so the index database can be dropped and
+rebuilt from the chain (``consentgate reindex``) without losing track of the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from authz.errors import BadRequest, Conflict, ConsentgateError, Forbidden, InvalidSignature
+from chain_node import ChainBackend, ChainRevert, TxResult
+from contracts import error_abis, load_artifact
+
+REGISTRY = "ConsentRegistry"
+
+# Custom errors of the registry -> (service error class, stable code). Anything not listed
+# is reported as a 400 ``chain_rejected`` with the decoded error in the detail.
+REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {}
+
+
+def text_hash(value: str) -> str:
+    """``keccak256(utf8(value))`` as 0x hex: how EIP-712 hashes a ``string`` field."""
+    return "0x" + keccak(text=value).hex()
+
+
+class Ledger:
+    """The deployed consent registry on one chain.
+
+    Attributes: ``chain`` (the backend), ``registry`` (web3 contract), ``address``
+    (checksum address of the registry), ``chain_id``.
+    """
+
+    def __init__(self, chain: ChainBackend, data_dir: Path, registry_address: str = "") -> None:
+        self.chain = chain
+        self.chain_id = chain.chain_id
+        self._lock = threading.Lock()
+        artifact = load_artifact(REGISTRY)
+        chain.register_errors(error_abis())
+        address = registry_address or self._deployed_address(data_dir, artifact)
+        self.address = to_checksum_address(address)
+        self.registry = chain.w3.eth.contract(address=self.address, abi=artifact.abi)
+        self.deploy_block = self._deploy_block(data_dir)
+
+    # -- deployment -------------------------------------------------------------------
+    def _deployment_key(self) -> str:
+        genesis = self.chain.w3.eth.get_block(0)["hash"]
+        return f"{self.chain_id}:{bytes(genesis).hex()}"
+
+    def _deployed_address(self, data_dir: Path, artifact: Any) -> str:
+        path = data_dir / "deployments.json"
+        known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        key = self._deployment_key()
+        entry = known.get(key, {}).get(REGISTRY)
+        if entry and self.chain.w3.eth.get_code(entry["address"]):
+            return str(entry["address"])
+        result = self.chain.deploy(artifact.abi, artifact.bytecode, self.chain.relayer)
+        assert result.contract_address is not None
+        known.setdefault(key, {})[REGISTRY] = {
+            "address": result.contract_address,
+            "block_number": result.block_number,
+            "tx_hash": result.tx_hash,
+            "source_hash": artifact.source_hash,
+        }
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
+        tmp.replace(path)
+        return str(result.contract_address)
+
+    def _deploy_block(self, data_dir: Path) -> int:
+        path = data_dir / "deployments.json"
+        if not path.exists():
+            return 0
+        entry = json.loads(path.read_text()).get(self._deployment_key(), {}).get(REGISTRY, {})
+        if entry.get("address", "").lower() != self.address.lower():
+            return 0
+        return int(entry.get("block_number", 0))
+
+    # -- transactions -----------------------------------------------------------------
+    def send(self, fn_name: str, *args: Any) -> TxResult:
+        """Send ``registry.fn_name(*args)`` from the relayer; map reverts to service errors.
+
+        Raises the :class:`ConsentgateError` subclass mapped from the custom error (see
+        :func:`revert_to_error`).
+        """
+        fn = getattr(self.registry.functions, fn_name)(*args)
+        try:
+            return self.chain.send(fn)
+        except ChainRevert as exc:
+            raise revert_to_error(exc) from exc
+
+    def call(self, fn_name: str, *args: Any) -> Any:
+        """Call a view of the registry at the latest block."""
+        fn = getattr(self.registry.functions, fn_name)(*args)
+        try:
+            return self.chain.call(fn)
+        except ChainRevert as exc:
+            raise revert_to_error(exc) from exc
+
+    def block_time(self, block_number: int) -> int:
+        """Timestamp (Unix seconds) of a block."""
+        return int(self.chain.w3.eth.get_block(block_number)["timestamp"])
+
+
+def revert_to_error(exc: ChainRevert) -> ConsentgateError:
+    """Turn a decoded registry revert into a service error with a stable code.
+
+    The code is the custom error's name in snake case prefixed ``chain_`` unless
+    :data:`REVERT_CODES` maps it; the decoded arguments go into ``detail``.
+    """
+    name = exc.name
+    mapped = REVERT_CODES.get(name)
+    detail = f"the registry refused the transaction: {exc}"
+    if mapped:
+        cls, code = mapped
+        return cls(detail, code=code, chain_error=name)
+    lowered = name.lower()
+    if "nonce" in lowered or "already" in lowered or "duplicate" in lowered:
+        return Conflict(detail, code="duplicate", chain_error=name)
+    if "signature" in lowered or "signer" in lowered:
+        return InvalidSignature(detail, code="invalid_signature", chain_error=name)
+    if "role" in lowered or "unauthorized" in lowered or "suspended" in lowered:
+        return Forbidden(detail, code="chain_forbidden", chain_error=name)
+    return BadRequest(detail, code="chain_rejected", chain_error=name)

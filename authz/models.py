@@ -1,0 +1,161 @@
+"""Tables of the off-chain index (SQLAlchemy 2 declarative).
+
+Two kinds of table live here:
+
+- *source* tables, written by the service and not derivable from the chain: departments'
+  API-key hashes and names, consent requests (the full ISO/IEC TS 27560 record whose hash
+  is anchored), withdrawal intents, SIWE nonces and sessions, the access log;
+- *projection* tables, written only by :mod:`authz.indexer` from chain events:
+  ``department_state``, ``guardianships``, ``consents``, ``consent_events``.
+  ``consentgate reindex`` drops and rebuilds the projections from the chain.
+
+Times are Unix seconds (int) unless a column name ends in ``_ms``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every index table."""
+
+
+class Department(Base):
+    """A registered department (PII controller). Source table."""
+
+    __tablename__ = "departments"
+    department_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class ConsentRequest(Base):
+    """A department's request for consent and the Grant it asks the citizen to sign."""
+
+    __tablename__ = "consent_requests"
+    request_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department_id: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(42), index=True)
+    record: Mapped[dict] = mapped_column(JSON)  # the consent record fields (ISO/IEC TS 27560)
+    message: Mapped[dict] = mapped_column(JSON)  # the Grant message to sign
+    record_hash: Mapped[str] = mapped_column(String(66), index=True)
+    consent_id: Mapped[str] = mapped_column(String(66), unique=True)  # EIP-712 digest
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+
+
+class WithdrawalIntent(Base):
+    """The Withdrawal message the service offered for a consent (nonce + deadline)."""
+
+    __tablename__ = "withdrawal_intents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consent_id: Mapped[str] = mapped_column(String(66), index=True)
+    message: Mapped[dict] = mapped_column(JSON)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+
+
+class DepartmentState(Base):
+    """Projection: a department's on-chain status and registered purposes."""
+
+    __tablename__ = "department_state"
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    purpose_hashes: Mapped[list[str]] = mapped_column(JSON)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Guardianship(Base):
+    """Projection: guardian -> ward with an end date (Unix seconds)."""
+
+    __tablename__ = "guardianships"
+    ward: Mapped[str] = mapped_column(String(42), primary_key=True)
+    guardian: Mapped[str] = mapped_column(String(42), index=True)
+    until: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean)
+
+
+class Consent(Base):
+    """Projection: one granted consent, joined with its request's record."""
+
+    __tablename__ = "consents"
+    consent_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    subject: Mapped[str] = mapped_column(String(42))
+    controller: Mapped[str] = mapped_column(String(42))
+    signer: Mapped[str] = mapped_column(String(42))
+    purpose: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    purpose_hash: Mapped[str] = mapped_column(String(66))
+    pii_categories: Mapped[list[str]] = mapped_column(JSON)
+    category_hashes: Mapped[list[str]] = mapped_column(JSON)
+    sensitive: Mapped[bool] = mapped_column(Boolean)
+    third_party: Mapped[bool] = mapped_column(Boolean)
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[int] = mapped_column(BigInteger)
+    record_hash: Mapped[str] = mapped_column(String(66))
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+    granted_block: Mapped[int] = mapped_column(BigInteger)
+    granted_tx: Mapped[str] = mapped_column(String(66))
+    __table_args__ = (Index("ix_consents_lookup", "subject", "controller", "purpose_hash"),)
+
+
+class ConsentEvent(Base):
+    """Projection: the event history of a consent (given / withdrawn)."""
+
+    __tablename__ = "consent_events"
+    tx_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[str] = mapped_column(String(66), index=True)
+    event: Mapped[str] = mapped_column(String(20))
+    signer: Mapped[str] = mapped_column(String(42))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccessRecord(Base):
+    """The access log: one row per access check, allowed or denied. Source table."""
+
+    __tablename__ = "access_log"
+    access_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department_id: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(42), index=True)
+    purpose: Mapped[str] = mapped_column(String(200))
+    pii_categories: Mapped[list[str]] = mapped_column(JSON)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(40))
+    consent_id: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SiweNonce(Base):
+    """A nonce handed out for Sign-In with Ethereum; single use (EIP-4361)."""
+
+    __tablename__ = "siwe_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CitizenSession(Base):
+    """A citizen's bearer session after SIWE; only the token's SHA-256 is stored."""
+
+    __tablename__ = "citizen_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Meta(Base):
+    """Key/value facts about the index (deployment addresses, indexer cursor)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+PROJECTION_TABLES = (DepartmentState, Guardianship, Consent, ConsentEvent)

@@ -1,0 +1,64 @@
+"""The long-lived objects of one service process, opened and closed together."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from authz.db import Database
+from authz.indexer import Indexer
+from authz.ledger import Ledger
+from authz.settings import Settings
+from chain_node import ChainBackend, open_chain
+
+
+@dataclass
+class Services:
+    """Settings, index database, chain backend, registry ledger and indexer.
+
+    ``registrar_token`` is the platform registrar's bearer token.
+
+    ``clock`` returns the current Unix time in seconds (injectable for tests).
+    """
+
+    settings: Settings
+    db: Database
+    chain: ChainBackend
+    ledger: Ledger
+    indexer: Indexer
+    registrar_token: str = ""
+    clock: object = field(default=time.time)
+
+    def now(self) -> int:
+        """Current Unix time, whole seconds."""
+        return int(self.clock())  # type: ignore[operator]
+
+    def close(self) -> None:
+        """Release the database and the chain (the embedded chain flushes to disk)."""
+        self.db.close()
+        self.chain.close()
+
+
+def open_services(settings: Settings) -> Services:
+    """Open everything a service process needs; deploys the registry on first start.
+
+    Raises :class:`chain_node.ChainUnavailable` when a JSON-RPC node cannot be reached.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    chain = open_chain(settings.data_dir, settings.chain_url, settings.relayer_key)
+    try:
+        db = Database(settings.db_url())
+        ledger = Ledger(chain, settings.data_dir, settings.registry_address)
+        indexer = Indexer(db, ledger)
+        indexer.sync()
+    except BaseException:
+        chain.close()
+        raise
+    return Services(
+        settings=settings,
+        db=db,
+        chain=chain,
+        ledger=ledger,
+        indexer=indexer,
+        registrar_token=settings.effective_registrar_token(),
+    )
