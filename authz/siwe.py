@@ -510,7 +510,8 @@ def verify_message(
     11. `consume_nonce(nonce)` returns True (issued and unused; the callback marks it used;
         called last, so a refused message burns no nonce)           -> siwe_nonce_invalid
 
-    `now` must be timezone-aware (ValueError otherwise: a caller bug, not a bad message).
+    `now` must be timezone-aware (ValueError otherwise: a caller bug, not a bad message);
+    an exception raised by `consume_nonce` (say, the store is down) propagates unchanged.
     Contract accounts (ERC-1271) are not supported: only EOA signatures verify.
     Returns the parsed message; raises SiweError with the code above.
     """

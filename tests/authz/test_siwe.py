@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from eth_account import Account
@@ -159,6 +160,16 @@ def test_signature_accepted_as_bytes_or_hex(form: str) -> None:
         "bytearray": bytearray(raw),
     }[form]  # type: ignore[assignment]
     assert verify(text, sig).address == CITIZEN.address
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8000", "https://cg.example.gov/api/"])
+def test_service_call_pattern_verifies(base: str) -> None:
+    # authz.citizens: domain = netloc of the base URL, uri_prefix = the base URL;
+    # authz.demo: uri = base URL with one trailing slash, no scheme in the preamble.
+    domain = urlsplit(base).netloc
+    text = make(domain=domain, uri=base.rstrip("/") + "/", chain_id=31337)
+    msg = verify(text, "0x" + sign(text).hex(), domain=domain, uri_prefix=base, chain_id=31337)
+    assert (msg.domain, msg.scheme) == (domain, None)
 
 
 def test_boundaries_that_still_verify() -> None:
