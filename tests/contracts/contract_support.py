@@ -145,9 +145,14 @@ class Chain:
             self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
             self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
-    def send(self, fn: Any) -> TxReceipt:
-        """Transact a contract function from the registrar; the receipt must show success."""
-        tx_hash = fn.transact({"from": self.registrar})
+    @property
+    def outsider(self) -> ChecksumAddress:
+        """A funded, unlocked account without any role."""
+        return self.w3.eth.accounts[1]
+
+    def send(self, fn: Any, sender: ChecksumAddress | None = None) -> TxReceipt:
+        """Transact a contract function (from the registrar by default); it must succeed."""
+        tx_hash = fn.transact({"from": sender or self.registrar})
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt["status"] == 1
         return receipt
