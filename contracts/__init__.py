@@ -1,1 +1,27 @@
 """Solidity sources, their pinned build, and the loader of the committed artifacts."""
+
+from contracts.artifacts import (
+    Artifact,
+    ArtifactInvalidError,
+    ArtifactNotFoundError,
+    BuildError,
+    ContractsError,
+    DecodedError,
+    artifact_names,
+    decode_error,
+    error_abis,
+    load_artifact,
+)
+
+__all__ = [
+    "Artifact",
+    "ArtifactInvalidError",
+    "ArtifactNotFoundError",
+    "BuildError",
+    "ContractsError",
+    "DecodedError",
+    "artifact_names",
+    "decode_error",
+    "error_abis",
+    "load_artifact",
+]

@@ -1,0 +1,284 @@
+"""Shared support for the contract tests: chains, a deployed registry, typed-data signing, reverts.
+
+Imported by the test modules of this folder (pytest puts the folder on ``sys.path``; there is no
+``__init__.py`` on purpose: a ``tests.contracts`` package would shadow the real ``contracts``).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
+from eth_typing import ChecksumAddress
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
+
+from contracts import DecodedError, decode_error, load_artifact
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+GRANT_TYPE = (
+    "Grant(address subject,address controller,string purpose,string[] piCategories,"
+    "bool sensitive,string[] thirdParties,bool separateConsent,uint64 validFrom,"
+    "uint64 validUntil,bytes32 recordHash,uint256 nonce,uint256 deadline)"
+)
+WITHDRAWAL_TYPE = "Withdrawal(bytes32 consentId,address subject,uint256 nonce,uint256 deadline)"
+
+
+def _fields(type_string: str) -> list[dict[str, str]]:
+    inner = type_string[type_string.index("(") + 1 : -1]
+    return [
+        {"type": kind, "name": name}
+        for kind, name in (part.split(" ") for part in inner.split(","))
+    ]
+
+
+EIP712_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+GRANT_FIELDS = _fields(GRANT_TYPE)
+WITHDRAWAL_FIELDS = _fields(WITHDRAWAL_TYPE)
+
+PURPOSES = ("payroll-verification", "medical-claims")
+CATEGORIES = ("name", "id-number", "employment-history")
+
+# checkConsent reason codes
+OK, NOT_FOUND, WITHDRAWN, NOT_YET_VALID, EXPIRED = 0, 1, 2, 3, 4
+WRONG_CONTROLLER, WRONG_PURPOSE, CATEGORY_NOT_GRANTED, CONTROLLER_SUSPENDED = 5, 6, 7, 8
+
+
+def h(text: str) -> bytes:
+    """keccak256 of a UTF-8 string, as bytes32."""
+    return keccak(text=text)
+
+
+def fresh_nonce() -> int:
+    """A keyed nonce as the service makes it: a random non-zero 192-bit key, sequence 0."""
+    key = int.from_bytes(Account.create().key[:24], "big") or 1
+    return key << 64
+
+
+# --- reverts -------------------------------------------------------------------------------------
+
+REVERT_ERRORS = (ContractLogicError, TransactionFailed)
+
+
+def revert_data(exc: BaseException) -> bytes:
+    """The raw revert data carried by a web3 or eth-tester exception.
+
+    web3 (JSON-RPC nodes such as anvil) raises ``ContractCustomError`` with ``data`` as 0x-hex.
+    eth-tester raises a generic ``TransactionFailed("execution reverted: b'...'")`` whose
+    ``__context__`` is py-evm's ``Revert`` carrying the bytes; the message is parsed as fallback.
+    """
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    seen: BaseException | None = exc
+    while seen is not None:
+        if seen.args and isinstance(seen.args[0], bytes):
+            return seen.args[0]
+        seen = seen.__cause__ or seen.__context__
+    message = str(exc.args[0]) if exc.args else ""
+    prefix = "execution reverted: "
+    if message.startswith(prefix):
+        literal = ast.literal_eval(message[len(prefix) :])
+        if isinstance(literal, bytes):
+            return literal
+    raise AssertionError(f"no revert data in {exc!r}")
+
+
+def decoded_revert(action: Callable[[], Any]) -> DecodedError:
+    """Run ``action``, which must revert with a known custom error; return the decoded error."""
+    try:
+        action()
+    except REVERT_ERRORS as exc:
+        data = revert_data(exc)
+        decoded = decode_error(data)
+        assert decoded is not None, f"unknown revert data 0x{data.hex()}"
+        return decoded
+    raise AssertionError("expected a revert, the call succeeded")
+
+
+def assert_reverts(action: Callable[[], Any], name: str, **args: Any) -> DecodedError:
+    """Assert ``action`` reverts with custom error ``name`` and these argument values."""
+    decoded = decoded_revert(action)
+    assert decoded.name == name, f"expected {name}, got {decoded.signature} {decoded.args}"
+    for key, value in args.items():
+        assert decoded.args[key] == value, f"{name}.{key}: {decoded.args[key]!r} != {value!r}"
+    return decoded
+
+
+# --- chains --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chain:
+    """One backend: web3 connected to it, the registrar account, and a way to move time."""
+
+    kind: str
+    w3: Web3
+    registrar: ChecksumAddress
+    process: subprocess.Popen[bytes] | None = None
+
+    def now(self) -> int:
+        """Timestamp of the latest block (seconds)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance(self, seconds: int) -> None:
+        """Mine a block at least ``seconds`` after the latest one."""
+        if self.kind == "pyevm":
+            self.w3.provider.ethereum_tester.time_travel(self.now() + seconds)  # type: ignore[attr-defined]
+        else:
+            self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    @property
+    def outsider(self) -> ChecksumAddress:
+        """A funded, unlocked account without any role."""
+        return self.w3.eth.accounts[1]
+
+    def send(self, fn: Any, sender: ChecksumAddress | None = None) -> TxReceipt:
+        """Transact a contract function (from the registrar by default); it must succeed."""
+        tx_hash = fn.transact({"from": sender or self.registrar})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        assert receipt["status"] == 1
+        return receipt
+
+    def deploy_registry(self) -> Contract:
+        """Deploy a fresh ConsentRegistry with the registrar as admin."""
+        artifact = load_artifact("ConsentRegistry")
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = self.send(factory.constructor(self.registrar))
+        return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+
+
+# --- the registry under test ---------------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    """A freshly deployed registry with one active department holding :data:`PURPOSES`."""
+
+    chain: Chain
+    contract: Contract
+    department: ChecksumAddress
+
+    @property
+    def address(self) -> ChecksumAddress:
+        return self.contract.address
+
+    def citizen(self) -> LocalAccount:
+        """A fresh key pair (a card holder)."""
+        return Account.create()
+
+    def domain(self, **overrides: Any) -> dict[str, Any]:
+        domain = {
+            "name": "consentgate",
+            "version": "1",
+            "chainId": self.chain.w3.eth.chain_id,
+            "verifyingContract": self.address,
+        }
+        domain.update(overrides)
+        return domain
+
+    def grant_message(self, subject: str, **overrides: Any) -> dict[str, Any]:
+        """Valid Grant terms for ``subject`` with this department; override any field."""
+        now = self.chain.now()
+        message: dict[str, Any] = {
+            "subject": subject,
+            "controller": self.department,
+            "purpose": PURPOSES[0],
+            "piCategories": list(CATEGORIES[:2]),
+            "sensitive": False,
+            "thirdParties": [],
+            "separateConsent": False,
+            "validFrom": now - 10,
+            "validUntil": now + 30 * 86400,
+            "recordHash": keccak(text=f"record of {subject}"),
+            "nonce": fresh_nonce(),
+            "deadline": now + 3600,
+        }
+        message.update(overrides)
+        return message
+
+    def withdrawal_message(
+        self, consent_id: bytes, subject: str, **overrides: Any
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "consentId": consent_id,
+            "subject": subject,
+            "nonce": fresh_nonce(),
+            "deadline": self.chain.now() + 3600,
+        }
+        message.update(overrides)
+        return message
+
+    def typed_data(
+        self, primary: str, message: dict[str, Any], domain: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The full ``eth_signTypedData_v4`` document for a Grant or Withdrawal."""
+        fields = GRANT_FIELDS if primary == "Grant" else WITHDRAWAL_FIELDS
+        return {
+            "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, primary: fields},
+            "primaryType": primary,
+            "domain": domain or self.domain(),
+            "message": message,
+        }
+
+    def sign(
+        self,
+        signer: LocalAccount,
+        primary: str,
+        message: dict[str, Any],
+        domain: dict[str, Any] | None = None,
+    ) -> bytes:
+        """65-byte signature (r || s || v, v in {27, 28}) by eth-account."""
+        signed = Account.sign_typed_data(
+            signer.key, full_message=self.typed_data(primary, message, domain)
+        )
+        return bytes(signed.signature)
+
+    def digest(self, primary: str, message: dict[str, Any]) -> bytes:
+        """The EIP-712 digest eth-account computes for the document."""
+        signable = encode_typed_data(full_message=self.typed_data(primary, message))
+        return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+    def grant(self, message: dict[str, Any], signature: bytes) -> TxReceipt:
+        return self.chain.send(self.contract.functions.grant(message, signature))
+
+    def signed_grant(
+        self, signer: LocalAccount, subject: str | None = None, **overrides: Any
+    ) -> tuple[bytes, dict[str, Any], TxReceipt]:
+        """Sign and relay a grant; return ``(consentId, message, receipt)``."""
+        message = self.grant_message(subject or signer.address, **overrides)
+        receipt = self.grant(message, self.sign(signer, "Grant", message))
+        (event,) = self.contract.events.ConsentGranted().process_receipt(receipt)
+        return bytes(event["args"]["consentId"]), message, receipt
+
+    def withdraw(self, message: dict[str, Any], signature: bytes) -> TxReceipt:
+        return self.chain.send(self.contract.functions.withdraw(message, signature))
+
+    def check(
+        self,
+        consent_id: bytes,
+        controller: str | None = None,
+        purpose: str = PURPOSES[0],
+        categories: tuple[str, ...] | list[str] = CATEGORIES[:2],
+    ) -> tuple[bool, int]:
+        valid, reason = self.contract.functions.checkConsent(
+            consent_id, controller or self.department, h(purpose), [h(c) for c in categories]
+        ).call()
+        return bool(valid), int(reason)
