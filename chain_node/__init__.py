@@ -1,1 +1,40 @@
-"""The EVM chain behind one interface: embedded py-evm (default) or any JSON-RPC node."""
+"""The EVM chain behind one interface: embedded py-evm (default) or any JSON-RPC node.
+
+>>> chain = open_chain(Path("data"))                       # embedded, durable in data/chain
+>>> chain = open_chain(Path("data"), url="http://127.0.0.1:8545", relayer_key="0x...")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .abc import ChainBackend, TxResult
+from .errors import ChainError, ChainRevert, ChainUnavailable, decode_revert
+
+__all__ = [
+    "ChainBackend",
+    "ChainError",
+    "ChainRevert",
+    "ChainUnavailable",
+    "TxResult",
+    "decode_revert",
+    "open_chain",
+]
+
+
+def open_chain(data_dir: Path, url: str = "", relayer_key: str = "") -> ChainBackend:
+    """Open the configured chain.
+
+    ``url`` empty: the embedded py-evm chain stored in ``data_dir/chain`` (created on first
+    start; ``relayer_key`` optional, see :func:`chain_node.embedded.open_embedded`).
+    ``url`` set: a JSON-RPC node over HTTP(S); ``relayer_key`` (0x-hex secp256k1 private
+    key of a funded account) is required. Raises ChainUnavailable when the node cannot be
+    reached, ChainError for a bad configuration.
+    """
+    if not url:
+        from .embedded import open_embedded
+
+        return open_embedded(Path(data_dir), relayer_key)
+    from .jsonrpc import open_jsonrpc
+
+    return open_jsonrpc(url, relayer_key)
