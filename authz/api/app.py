@@ -20,7 +20,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is not None:
-            app.state.services = services
             yield
             return
         svc = open_services(settings or get_settings())
@@ -37,6 +36,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "anchored on an EVM chain.",
         lifespan=lifespan,
     )
+    if services is not None:
+        app.state.services = services
     problems.install(app)
     max_body = (settings or (services.settings if services else get_settings())).max_body_bytes
     app.add_middleware(problems.BodyLimit, max_bytes=max_body)
