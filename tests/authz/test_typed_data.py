@@ -1,17 +1,15 @@
 """The project's typed-data code against the EIP-712 example and eth-account."""
 
 import json
-from pathlib import Path
 
 import pytest
 from eth_account import Account
 
 from authz import typed_data
 from authz.errors import InvalidSignature
+from tests.paths import TESTDATA
 
-VECTORS = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "testdata" / "vectors.json").read_text()
-)
+VECTORS = json.loads((TESTDATA / "vectors.json").read_text())
 MAIL = VECTORS["eip712_mail"]
 
 
