@@ -15,7 +15,14 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
-from authz.errors import BadRequest, Conflict, ConsentgateError, Forbidden, InvalidSignature
+from authz.errors import (
+    BadRequest,
+    Conflict,
+    ConsentgateError,
+    Forbidden,
+    InvalidSignature,
+    NotFound,
+)
 from chain_node import ChainBackend, ChainRevert, TxResult
 from contracts import error_abis, load_artifact
 
@@ -23,7 +30,35 @@ REGISTRY = "ConsentRegistry"
 
 # Custom errors of the registry -> (service error class, stable code). Anything not listed
 # is reported as a 400 ``chain_rejected`` with the decoded error in the detail.
-REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {}
+REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {
+    "ConsentAlreadyExists": (Conflict, "duplicate_grant"),
+    "InvalidAccountNonce": (Conflict, "nonce_used"),
+    "ConsentAlreadyWithdrawn": (Conflict, "already_withdrawn"),
+    "ConsentDeadlinePassed": (InvalidSignature, "signature_expired"),
+    "ConsentDeadlineZero": (InvalidSignature, "deadline_zero"),
+    "ConsentInvalidSignature": (InvalidSignature, "signature_malformed"),
+    "ConsentInvalidSignatureLength": (InvalidSignature, "signature_malformed"),
+    "ConsentInvalidSignatureS": (InvalidSignature, "signature_high_s"),
+    "ConsentInvalidSignatureV": (InvalidSignature, "signature_bad_v"),
+    "ConsentSubjectMismatch": (InvalidSignature, "subject_mismatch"),
+    "ConsentUnauthorizedSigner": (InvalidSignature, "wrong_signer"),
+    "ConsentWardSignatureRefused": (Forbidden, "guardian_required"),
+    "ConsentInvalidValidity": (BadRequest, "invalid_validity"),
+    "ConsentNoCategories": (BadRequest, "no_categories"),
+    "ConsentSeparateConsentRequired": (BadRequest, "separate_consent_required"),
+    "ConsentNotFound": (NotFound, "consent_not_found"),
+    "DepartmentAlreadyRegistered": (Conflict, "department_exists"),
+    "DepartmentAlreadySuspended": (Conflict, "department_already_suspended"),
+    "DepartmentNotSuspended": (Conflict, "department_not_suspended"),
+    "DepartmentNotActive": (Forbidden, "department_suspended"),
+    "DepartmentNotRegistered": (NotFound, "department_not_registered"),
+    "DepartmentPurposeNotRegistered": (Forbidden, "purpose_not_registered"),
+    "GuardianIsWard": (BadRequest, "invalid_guardianship"),
+    "GuardianUntilInPast": (BadRequest, "invalid_guardianship"),
+    "GuardianZeroAddress": (BadRequest, "invalid_guardianship"),
+    "GuardianNotSet": (NotFound, "guardianship_not_found"),
+    "AccessControlUnauthorizedAccount": (Forbidden, "chain_forbidden"),
+}
 
 
 def text_hash(value: str) -> str:
@@ -113,8 +148,8 @@ class Ledger:
 def revert_to_error(exc: ChainRevert) -> ConsentgateError:
     """Turn a decoded registry revert into a service error with a stable code.
 
-    The code is the custom error's name in snake case prefixed ``chain_`` unless
-    :data:`REVERT_CODES` maps it; the decoded arguments go into ``detail``.
+    :data:`REVERT_CODES` maps each registry error to a code; any other revert is a 400
+    ``chain_rejected``. The decoded error goes into ``detail`` and ``chain_error``.
     """
     name = exc.name
     mapped = REVERT_CODES.get(name)
@@ -122,11 +157,4 @@ def revert_to_error(exc: ChainRevert) -> ConsentgateError:
     if mapped:
         cls, code = mapped
         return cls(detail, code=code, chain_error=name)
-    lowered = name.lower()
-    if "nonce" in lowered or "already" in lowered or "duplicate" in lowered:
-        return Conflict(detail, code="duplicate", chain_error=name)
-    if "signature" in lowered or "signer" in lowered:
-        return InvalidSignature(detail, code="invalid_signature", chain_error=name)
-    if "role" in lowered or "unauthorized" in lowered or "suspended" in lowered:
-        return Forbidden(detail, code="chain_forbidden", chain_error=name)
     return BadRequest(detail, code="chain_rejected", chain_error=name)

@@ -337,3 +337,35 @@ def test_openapi_lists_the_contracted_paths(env: Env) -> None:
         assert path in paths, path
     health = env.client.get("/healthz").json()
     assert health["status"] == "ok" and health["chain"]["backend"] == "embedded"
+
+
+def test_registry_typehashes_match_the_service_types(env: Env) -> None:
+    from eth_utils import keccak
+
+    ledger = env.svc.ledger
+    assert bytes(ledger.call("grantTypehash")) == keccak(text=typed_data.GRANT_TYPE)
+    assert bytes(ledger.call("withdrawalTypehash")) == keccak(text=typed_data.WITHDRAWAL_TYPE)
+
+
+def test_chain_refusals_map_to_stable_codes(env: Env) -> None:
+    """The registry enforces the same rules on its own; its custom errors become codes."""
+    import pytest
+
+    from authz.consents import _grant_tuple
+    from authz.errors import BadRequest, Conflict
+
+    dept, citizen = env.department(), Account.create()
+    req = env.request(dept, citizen.address, pii_categories=["medical_health"])
+    assert req["typed_data"]["message"]["separateConsent"] is True
+    # a Grant that omits the separate consent, signed correctly, reaches the chain
+    message = {**req["typed_data"]["message"], "separateConsent": False}
+    td = typed_data.grant_typed_data(env.svc.ledger.chain_id, env.svc.ledger.address, message)
+    sig = bytes.fromhex(sign_typed(citizen, td)[2:])
+    with pytest.raises(BadRequest) as refused:
+        env.svc.ledger.send("grant", _grant_tuple(message), sig)
+    assert refused.value.code == "separate_consent_required"
+    good = bytes.fromhex(sign_typed(citizen, req["typed_data"])[2:])
+    env.svc.ledger.send("grant", _grant_tuple(req["typed_data"]["message"]), good)
+    with pytest.raises(Conflict) as dup:
+        env.svc.ledger.send("grant", _grant_tuple(req["typed_data"]["message"]), good)
+    assert dup.value.code in {"duplicate_grant", "nonce_used"}
