@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 admin_app = typer.Typer(help="Platform operator commands.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+bench_app = typer.Typer(help="Throughput measurements, printed as JSON.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()
@@ -85,6 +87,27 @@ def reindex() -> None:
         )
     finally:
         svc.close()
+
+
+@bench_app.command("grants")
+def bench_grants(
+    count: Annotated[int, typer.Option(help="number of grants", min=1)] = 200,
+    url: Annotated[
+        str | None, typer.Option(help="service base URL (default: from settings)")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="registrar token (default: from DATA_DIR)")
+    ] = None,
+) -> None:
+    """Grants per second through the API, one at a time, against a running server."""
+    from authz.bench import grants_sequential
+    from authz.settings import get_settings
+
+    settings = get_settings()
+    result = grants_sequential(
+        url or settings.base_url, token or settings.effective_registrar_token(), count
+    )
+    typer.echo(json.dumps(result))
 
 
 @admin_app.command("token")

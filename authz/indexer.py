@@ -11,8 +11,9 @@ so a rebuilt index equals the live one.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -46,8 +47,9 @@ class Indexer:
         self._events: dict[bytes, Any] = {}
         for abi in ledger.registry.abi:
             if abi.get("type") == "event":
-                self._events[event_abi_to_log_topic(abi)] = getattr(
-                    ledger.registry.events, abi["name"]
+                event_abi = cast(ABIEvent, abi)
+                self._events[event_abi_to_log_topic(event_abi)] = getattr(
+                    ledger.registry.events, event_abi["name"]
                 )()
         self._block_times: dict[int, int] = {}
 
