@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from eth_account import Account
 
-from authz.demo import sign_typed
+from authz.client import Client, request_body, sign_typed
 
 
 def grants_sequential(base_url: str, registrar_token: str, count: int) -> dict[str, Any]:
@@ -19,38 +17,14 @@ def grants_sequential(base_url: str, registrar_token: str, count: int) -> dict[s
     of ``POST /v1/consents`` alone (verify + one chain transaction + index projection).
     Returns ``{"grants", "seconds", "grants_per_s", "p50_ms", "p99_ms"}``.
     """
-    with httpx.Client(base_url=base_url, timeout=120) as c:
-        dept_key = Account.create()
-        dept = (
-            c.post(
-                "/v1/departments",
-                headers={"Authorization": f"Bearer {registrar_token}"},
-                json={"name": "Bench Dept", "address": dept_key.address, "purposes": ["bench"]},
-            )
-            .raise_for_status()
-            .json()
+    with Client(base_url, timeout=120) as api:
+        dept = api.register_department(
+            registrar_token, "Bench Dept", Account.create().address, ["bench"]
         )
-        dh = {"Authorization": f"Bearer {dept['api_key']}"}
-        valid_until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
         signed = []
         for _ in range(count):
             citizen = Account.create()
-            req = (
-                c.post(
-                    "/v1/consent-requests",
-                    headers=dh,
-                    json={
-                        "subject": citizen.address,
-                        "purpose": "bench",
-                        "pii_categories": ["identity"],
-                        "notice_url": "https://bench.example/n",
-                        "retention_days": 1,
-                        "valid_until": valid_until,
-                    },
-                )
-                .raise_for_status()
-                .json()
-            )
+            req = api.request_consent(dept, request_body(citizen.address, "bench", ["identity"]))
             signed.append(
                 {
                     "request_id": req["request_id"],
@@ -61,7 +35,7 @@ def grants_sequential(base_url: str, registrar_token: str, count: int) -> dict[s
         start = time.perf_counter()
         for body in signed:
             t0 = time.perf_counter()
-            c.post("/v1/consents", json=body).raise_for_status()
+            api.http.post("/v1/consents", json=body).raise_for_status()
             latencies.append((time.perf_counter() - t0) * 1000)
         seconds = time.perf_counter() - start
     latencies.sort()

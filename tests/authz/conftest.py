@@ -13,7 +13,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from authz.api.app import create_app
-from authz.demo import sign_typed, siwe_sign_in
+from authz.client import Client, sign_typed
 from authz.services import Services, open_services
 from authz.settings import Settings
 
@@ -92,8 +92,7 @@ class Env:
         return resp.json()
 
     def sign_in(self, key: Any) -> dict[str, str]:
-        token = siwe_sign_in(self.client, BASE_URL, key, self.svc.ledger.chain_id)
-        return {"Authorization": f"Bearer {token}"}
+        return Client(BASE_URL, http=self.client).sign_in(key, self.svc.ledger.chain_id)
 
     def withdraw(self, consent_id: str, key: Any, signer: Any = None) -> Any:
         headers = self.sign_in(key)

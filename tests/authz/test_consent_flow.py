@@ -8,7 +8,7 @@ from eth_account import Account
 from sqlalchemy import func, select
 
 from authz import typed_data
-from authz.demo import sign_typed
+from authz.client import sign_typed
 from authz.models import AccessRecord, Consent
 from tests.authz.conftest import Env
 

@@ -10,14 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
 
-from authz.demo import run_demo, sign_typed, siwe_sign_in
+from authz.client import Client, request_body
+from authz.demo import run_demo
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +30,7 @@ def _free_port() -> int:
 
 @contextmanager
 def server(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``consentgate serve`` in a child process on ``port``; SIGTERM at exit if still alive."""
     env = {
         **os.environ,
         "CONSENTGATE_DATA_DIR": str(data_dir),
@@ -65,71 +66,30 @@ def server(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
 def test_demo_then_sigkill_and_restart(tmp_path: Path) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    token = None
+    purpose, categories = "fare-collection", ["travel_record"]
+    citizen = Account.create()
     with server(tmp_path, port) as proc:
         token = (tmp_path / "registrar_token").read_text().strip()
         lines: list[str] = []
         assert run_demo(base, token, echo=lines.append)
-        assert any("allowed -> withdrawn -> denied: OK" in line for line in lines)
-        c = httpx.Client(base_url=base, timeout=60)
-        dept_key, citizen = Account.create(), Account.create()
-        dept = c.post(
-            "/v1/departments",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"name": "Transit", "address": dept_key.address, "purposes": ["fare-collection"]},
-        ).json()
-        dh = {"Authorization": f"Bearer {dept['api_key']}"}
-        req = c.post(
-            "/v1/consent-requests",
-            headers=dh,
-            json={
-                "subject": citizen.address,
-                "purpose": "fare-collection",
-                "pii_categories": ["travel_record"],
-                "notice_url": "https://metro.example/n",
-                "retention_days": 30,
-                "valid_until": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        ).json()
-        grant = c.post(
-            "/v1/consents",
-            json={
-                "request_id": req["request_id"],
-                "signature": sign_typed(citizen, req["typed_data"]),
-            },
-        )
-        assert grant.status_code == 201
-        acknowledged = grant.json()
+        assert lines[-1] == "allowed -> withdrawn -> denied: OK"
+        with Client(base) as api:
+            dept = api.register_department(token, "Transit", Account.create().address, [purpose])
+            req = api.request_consent(dept, request_body(citizen.address, purpose, categories))
+            acknowledged = api.grant(req, citizen)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
-    with server(tmp_path, port):
-        c = httpx.Client(base_url=base, timeout=60)
+    with server(tmp_path, port), Client(base) as api:
         assert (tmp_path / "registrar_token").read_text().strip() == token
-        check = {
-            "subject": citizen.address,
-            "purpose": "fare-collection",
-            "pii_categories": ["travel_record"],
-        }
-        allowed = c.post("/v1/access-checks", headers=dh, json=check).json()
+        allowed = api.check(dept, citizen.address, purpose, categories)
         assert allowed["allowed"] is True and allowed["consent_id"] == acknowledged["consent_id"]
         assert allowed["anchor"]["tx_hash"] == acknowledged["tx_hash"]
-        again = c.post(
-            "/v1/consents",
-            json={
-                "request_id": req["request_id"],
-                "signature": sign_typed(citizen, req["typed_data"]),
-            },
-        )
-        assert again.status_code == 409
-        chain_id = allowed["anchor"]["chain_id"]
-        session = {"Authorization": f"Bearer {siwe_sign_in(c, base, citizen, chain_id)}"}
-        wtd = c.get(f"/v1/consents/{acknowledged['consent_id']}/withdrawal", headers=session)
-        out = c.post(
-            f"/v1/consents/{acknowledged['consent_id']}/withdrawal",
-            json={"signature": sign_typed(citizen, wtd.json()["typed_data"])},
-        )
-        assert out.status_code == 200 and out.json()["status"] == "withdrawn"
-        assert c.post("/v1/access-checks", headers=dh, json=check).json()["allowed"] is False
-        log = c.get(f"/v1/subjects/{citizen.address}/access-log", headers=session).json()
-        assert [e["allowed"] for e in log["entries"]] == [False, True]
+        with pytest.raises(httpx.HTTPStatusError) as again:
+            api.grant(req, citizen)
+        assert again.value.response.status_code == 409
+        session = api.sign_in(citizen, allowed["anchor"]["chain_id"])
+        out = api.withdraw(acknowledged["consent_id"], citizen, session)
+        assert out["status"] == "withdrawn"
+        assert api.check(dept, citizen.address, purpose, categories)["allowed"] is False
+        assert [e["allowed"] for e in api.access_log(citizen.address, session)] == [False, True]
