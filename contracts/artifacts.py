@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_typing import ABIError
 from eth_utils import (
     abi_to_signature,
     function_signature_to_4byte_selector,
@@ -143,13 +144,14 @@ def load_artifact(name: str) -> Artifact:
 
 
 @cache
-def _error_table() -> dict[bytes, tuple[dict[str, Any], ...]]:
+def _error_table() -> dict[bytes, tuple[ABIError, ...]]:
     """4-byte selector -> the distinct error ABIs with it, across all artifacts."""
-    table: dict[bytes, dict[str, dict[str, Any]]] = {}
+    table: dict[bytes, dict[str, ABIError]] = {}
     for name in artifact_names():
-        for entry in load_artifact(name).abi:
-            if entry.get("type") != "error":
+        for raw in load_artifact(name).abi:
+            if raw.get("type") != "error":
                 continue
+            entry = cast(ABIError, raw)
             signature = abi_to_signature(entry)
             selector = function_signature_to_4byte_selector(signature)
             table.setdefault(selector, {}).setdefault(signature, entry)
@@ -161,7 +163,11 @@ def error_abis() -> list[dict[str, Any]]:
 
     Returns fresh copies; callers may modify them.
     """
-    return [copy.deepcopy(entry) for entries in _error_table().values() for entry in entries]
+    return [
+        cast(dict[str, Any], copy.deepcopy(entry))
+        for entries in _error_table().values()
+        for entry in entries
+    ]
 
 
 def decode_error(data: bytes) -> DecodedError | None:
@@ -178,7 +184,7 @@ def decode_error(data: bytes) -> DecodedError | None:
             values = abi_decode(types, bytes(data[4:]), strict=True)
         except (DecodingError, ValueError, OverflowError):
             continue
-        names = [param.get("name") or f"arg{i}" for i, param in enumerate(entry["inputs"])]
+        names = [param.get("name") or f"arg{i}" for i, param in enumerate(entry.get("inputs", []))]
         return DecodedError(
             name=entry["name"],
             signature=abi_to_signature(entry),

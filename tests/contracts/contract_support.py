@@ -148,7 +148,7 @@ class Chain:
     @property
     def outsider(self) -> ChecksumAddress:
         """A funded, unlocked account without any role."""
-        return self.w3.eth.accounts[1]
+        return list(self.w3.eth.accounts)[1]
 
     def send(self, fn: Any, sender: ChecksumAddress | None = None) -> TxReceipt:
         """Transact a contract function (from the registrar by default); it must succeed."""
@@ -162,7 +162,9 @@ class Chain:
         artifact = load_artifact("ConsentRegistry")
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = self.send(factory.constructor(self.registrar))
-        return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+        address = receipt["contractAddress"]
+        assert address is not None
+        return self.w3.eth.contract(address=address, abi=artifact.abi)
 
 
 # --- the registry under test ---------------------------------------------------------------------
@@ -267,6 +269,19 @@ class Registry:
         receipt = self.grant(message, self.sign(signer, "Grant", message))
         (event,) = self.contract.events.ConsentGranted().process_receipt(receipt)
         return bytes(event["args"]["consentId"]), message, receipt
+
+    def refuse_grant(
+        self,
+        by: LocalAccount,
+        message: dict[str, Any],
+        error: str,
+        domain: dict[str, Any] | None = None,
+        /,
+        **args: Any,
+    ) -> DecodedError:
+        """Sign ``message`` by ``by``; assert the grant reverts with ``error`` and ``args``."""
+        signature = self.sign(by, "Grant", message, domain)
+        return assert_reverts(lambda: self.grant(message, signature), error, **args)
 
     def withdraw(self, message: dict[str, Any], signature: bytes) -> TxReceipt:
         return self.chain.send(self.contract.functions.withdraw(message, signature))
