@@ -137,13 +137,19 @@ class Chain:
         """Timestamp of the latest block (seconds)."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def advance(self, seconds: int) -> None:
-        """Mine a block at least ``seconds`` after the latest one."""
+    def mine_at(self, timestamp: int) -> None:
+        """Mine one block whose timestamp is exactly ``timestamp`` (later than the latest)."""
         if self.kind == "pyevm":
-            self.w3.provider.ethereum_tester.time_travel(self.now() + seconds)  # type: ignore[attr-defined]
+            # eth-tester mines the block at ``to - 1``; ``to`` becomes the pending timestamp
+            self.w3.provider.ethereum_tester.time_travel(timestamp + 1)  # type: ignore[attr-defined]
         else:
-            self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
             self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert self.now() == timestamp
+
+    def advance(self, seconds: int) -> None:
+        """Mine a block ``seconds`` after the latest one."""
+        self.mine_at(self.now() + seconds)
 
     @property
     def outsider(self) -> ChecksumAddress:

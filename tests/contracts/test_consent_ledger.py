@@ -340,6 +340,20 @@ def test_check_before_valid_from_denied(registry: Registry) -> None:
     assert registry.check(consent_id) == (True, OK)
 
 
+def test_validity_window_is_inclusive(registry: Registry) -> None:
+    """Views run at the latest block's timestamp: valid at validFrom and at validUntil."""
+    edge = registry.chain.now() + 1000
+    starts, _, _ = registry.signed_grant(registry.citizen(), validFrom=edge, validUntil=edge + 99)
+    ends, _, _ = registry.signed_grant(registry.citizen(), validUntil=edge)
+
+    registry.chain.mine_at(edge - 1)
+    assert [registry.check(starts), registry.check(ends)] == [(False, NOT_YET_VALID), (True, OK)]
+    registry.chain.mine_at(edge)
+    assert [registry.check(starts), registry.check(ends)] == [(True, OK), (True, OK)]
+    registry.chain.mine_at(edge + 1)
+    assert [registry.check(starts), registry.check(ends)] == [(True, OK), (False, EXPIRED)]
+
+
 def test_empty_validity_window_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     now = registry.chain.now()
