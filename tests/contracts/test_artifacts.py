@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from contract_support import GRANT_TYPE
 from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import function_signature_to_4byte_selector
 
+from chain_node.errors import ErrorRegistry, decode_revert
 from contracts import (
     ArtifactNotFoundError,
     ContractsError,
     artifact_names,
-    decode_error,
     error_abis,
     load_artifact,
 )
@@ -76,26 +75,13 @@ def test_error_abis_cover_the_custom_errors() -> None:
     assert error_abis()[0]["name"] != "changed"
 
 
-def test_decode_error() -> None:
+def test_error_abis_decode_through_the_chain_layer() -> None:
+    errors = ErrorRegistry(error_abis())
+    assert len(errors) == len(error_abis())  # no two errors share a selector
     selector = function_signature_to_4byte_selector("ConsentDeadlinePassed(uint256,uint256)")
-    decoded = decode_error(selector + encode(["uint256", "uint256"], [5, 9]))
-    assert decoded is not None
-    assert decoded.signature == "ConsentDeadlinePassed(uint256,uint256)"
-    assert decoded.args == {"deadline": 5, "timestamp": 9}
-
-    address = "0x" + "ab" * 20
-    decoded = decode_error(
-        function_signature_to_4byte_selector("DepartmentNotRegistered(address)")
-        + encode(["address"], [address])
+    payload = selector + encode(["uint256", "uint256"], [5, 9])
+    assert decode_revert(payload, errors) == (
+        "ConsentDeadlinePassed",
+        (5, 9),
+        "0x" + selector.hex(),
     )
-    assert decoded is not None
-    assert decoded.args == {"department": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"}
-
-
-def test_decode_error_rejects_unknown_or_malformed() -> None:
-    panic = function_signature_to_4byte_selector("Panic(uint256)") + encode(["uint256"], [1])
-    assert decode_error(panic) is None
-    truncated = function_signature_to_4byte_selector("ConsentNotFound(bytes32)") + b"\x01"
-    assert decode_error(truncated) is None
-    assert decode_error(b"\x00\x01") is None
-    assert decode_error(keccak(text=GRANT_TYPE)[:4]) is None

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from contract_support import (
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+
+from tests.contracts.contract_support import (
     CATEGORIES,
     CATEGORY_NOT_GRANTED,
     CONTROLLER_SUSPENDED,
@@ -24,9 +28,6 @@ from contract_support import (
     assert_reverts,
     h,
 )
-from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
-from web3 import Web3
 
 
 def test_grant_is_stored_and_checks_ok(registry: Registry) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from contract_support import Chain, Registry, assert_reverts, h
 from eth_utils import function_signature_to_4byte_selector
 
 from contracts import load_artifact
+from tests.contracts.contract_support import Chain, Registry, assert_reverts, h
 
 ZERO = "0x" + "00" * 20
 

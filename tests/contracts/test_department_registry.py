@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from contract_support import PURPOSES, Registry, assert_reverts, h
 from web3 import Web3
+
+from tests.contracts.contract_support import PURPOSES, Registry, assert_reverts, h
 
 NEW = Web3.to_checksum_address(h("new department")[:20])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract_support import Registry, assert_reverts
+from tests.contracts.contract_support import Registry, assert_reverts
 
 ZERO = "0x" + "00" * 20
 
