@@ -6,9 +6,7 @@ from contracts.artifacts import (
     ArtifactNotFoundError,
     BuildError,
     ContractsError,
-    DecodedError,
     artifact_names,
-    decode_error,
     error_abis,
     load_artifact,
 )
@@ -19,9 +17,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "BuildError",
     "ContractsError",
-    "DecodedError",
     "artifact_names",
-    "decode_error",
     "error_abis",
     "load_artifact",
 ]

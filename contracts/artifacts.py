@@ -1,7 +1,7 @@
 """Loader of the committed contract artifacts (package data under ``contracts/artifacts``).
 
 Artifacts are produced by :mod:`contracts.build`; reading them needs no Node. The chain layer
-decodes custom-error reverts with :func:`error_abis` / :func:`decode_error`.
+decodes custom-error reverts with :func:`error_abis` (``chain_node.errors.ErrorRegistry``).
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import (
-    abi_to_signature,
-    function_signature_to_4byte_selector,
-    get_abi_input_types,
-    to_checksum_address,
-)
+from eth_typing import ABIError
+from eth_utils import abi_to_signature
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 
@@ -69,22 +63,6 @@ class Artifact:
     deployed_bytecode: bytes
     compiler_version: str
     source_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedError:
-    """A custom-error revert decoded against the artifacts' ABIs.
-
-    Attributes:
-        name: Error name, e.g. ``"ConsentDeadlinePassed"``.
-        signature: Canonical signature, e.g. ``"ConsentDeadlinePassed(uint256,uint256)"``.
-        args: Argument values by ABI parameter name (addresses as checksummed str, bytes32 as
-            bytes, integers as int).
-    """
-
-    name: str
-    signature: str
-    args: dict[str, Any]
 
 
 def artifact_names() -> list[str]:
@@ -143,51 +121,20 @@ def load_artifact(name: str) -> Artifact:
 
 
 @cache
-def _error_table() -> dict[bytes, tuple[dict[str, Any], ...]]:
-    """4-byte selector -> the distinct error ABIs with it, across all artifacts."""
-    table: dict[bytes, dict[str, dict[str, Any]]] = {}
+def _errors() -> tuple[dict[str, Any], ...]:
+    """The distinct error ABI entries across all artifacts, by canonical signature."""
+    by_signature: dict[str, dict[str, Any]] = {}
     for name in artifact_names():
         for entry in load_artifact(name).abi:
-            if entry.get("type") != "error":
-                continue
-            signature = abi_to_signature(entry)
-            selector = function_signature_to_4byte_selector(signature)
-            table.setdefault(selector, {}).setdefault(signature, entry)
-    return {selector: tuple(by_sig.values()) for selector, by_sig in table.items()}
+            if entry.get("type") == "error":
+                by_signature.setdefault(abi_to_signature(cast(ABIError, entry)), entry)
+    return tuple(by_signature.values())
 
 
 def error_abis() -> list[dict[str, Any]]:
     """Every ``type == "error"`` ABI entry across all artifacts, one per signature.
 
-    Returns fresh copies; callers may modify them.
+    Returns fresh copies; callers may modify them. Feed them to
+    ``chain_node.errors.ErrorRegistry`` to decode custom-error reverts.
     """
-    return [copy.deepcopy(entry) for entries in _error_table().values() for entry in entries]
-
-
-def decode_error(data: bytes) -> DecodedError | None:
-    """Decode revert data (4-byte selector + ABI-encoded arguments) as one of the custom errors.
-
-    Returns None if the selector is unknown or the arguments do not decode (for example a plain
-    ``Error(string)`` or ``Panic(uint256)`` revert, or truncated data).
-    """
-    if len(data) < 4:
-        return None
-    for entry in _error_table().get(bytes(data[:4]), ()):
-        types = get_abi_input_types(entry)
-        try:
-            values = abi_decode(types, bytes(data[4:]), strict=True)
-        except (DecodingError, ValueError, OverflowError):
-            continue
-        names = [param.get("name") or f"arg{i}" for i, param in enumerate(entry["inputs"])]
-        return DecodedError(
-            name=entry["name"],
-            signature=abi_to_signature(entry),
-            args=dict(zip(names, _normalize(values, types), strict=True)),
-        )
-    return None
-
-
-def _normalize(values: tuple[Any, ...], types: list[str]) -> list[Any]:
-    return [
-        to_checksum_address(v) if t == "address" else v for v, t in zip(values, types, strict=True)
-    ]
+    return [copy.deepcopy(entry) for entry in _errors()]

@@ -3,7 +3,10 @@ pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
+import {IConsentLedger} from "./interfaces/IConsentLedger.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
+import {IGuardianRegistry} from "./interfaces/IGuardianRegistry.sol";
 import {ConsentLedger} from "./ConsentLedger.sol";
 
 /// @title consentgate consent registry
@@ -21,10 +24,16 @@ contract ConsentRegistry is IConsentRegistry, ConsentLedger {
         _grantRole(REGISTRAR_ROLE, registrar);
     }
 
-    /// @notice ERC-165: also answers true for IConsentRegistry.
+    /// @notice ERC-165: also answers true for IConsentLedger, IDepartmentRegistry and
+    /// IGuardianRegistry (an interface id covers only the functions an interface declares itself,
+    /// so the empty IConsentRegistry has none of its own).
     /// @param interfaceId The interface id.
     /// @return supported Whether the interface is supported.
     function supportsInterface(bytes4 interfaceId) public view override(AccessControl) returns (bool supported) {
-        return interfaceId == type(IConsentRegistry).interfaceId || super.supportsInterface(interfaceId);
+        return
+            interfaceId == type(IConsentLedger).interfaceId ||
+            interfaceId == type(IDepartmentRegistry).interfaceId ||
+            interfaceId == type(IGuardianRegistry).interfaceId ||
+            super.supportsInterface(interfaceId);
     }
 }

@@ -2,53 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from contract_support import PURPOSES, Chain, Registry, h
 from web3 import EthereumTesterProvider, Web3
 
-ANVIL = Path(__file__).resolve().parents[2] / "contracts" / "node_modules" / ".bin" / "anvil"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from chain_node.anvil import anvil_available, start_anvil
+from tests.contracts.contract_support import PURPOSES, Chain, Registry, h
 
 
 @pytest.fixture(scope="session")
 def anvil_chain() -> Iterator[Chain]:
-    """anvil from the pinned npm package on a free loopback port; stopped at teardown."""
-    assert ANVIL.exists(), f"{ANVIL} missing: run `make npm`"
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 30}))
-        deadline = time.monotonic() + 30
-        while not w3.is_connected():
-            if process.poll() is not None:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"anvil exited with {process.returncode}: {stderr}")
-            if time.monotonic() > deadline:
-                pytest.fail("anvil did not answer within 30 s")
-            time.sleep(0.05)
-        yield Chain(kind="anvil", w3=w3, registrar=w3.eth.accounts[0], process=process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """An anvil node of its own (these tests move its clock, which would disturb the shared
+    ``anvil`` fixture's users); registrar = its first dev account. Stopped at the end."""
+    if not anvil_available():
+        pytest.fail("anvil binary missing: run `make npm` (contracts/node_modules/.bin/anvil)")
+    with start_anvil() as node:
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
+        yield Chain(kind="anvil", w3=w3, registrar=w3.eth.accounts[0])
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,10 @@
 """Shared support for the contract tests: chains, a deployed registry, typed-data signing, reverts.
 
-Imported by the test modules of this folder (pytest puts the folder on ``sys.path``; there is no
-``__init__.py`` on purpose: a ``tests.contracts`` package would shadow the real ``contracts``).
+Imported by the test modules of this package (``tests.contracts``).
 """
 
 from __future__ import annotations
 
-import ast
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +20,8 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
-from contracts import DecodedError, decode_error, load_artifact
+from chain_node.errors import ErrorRegistry, revert_from_exception
+from contracts import error_abis, load_artifact
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -74,48 +72,39 @@ def fresh_nonce() -> int:
 # --- reverts -------------------------------------------------------------------------------------
 
 REVERT_ERRORS = (ContractLogicError, TransactionFailed)
+_ERRORS = ErrorRegistry(error_abis())
+_PARAMS = {entry["name"]: [p["name"] for p in entry["inputs"]] for entry in error_abis()}
 
 
-def revert_data(exc: BaseException) -> bytes:
-    """The raw revert data carried by a web3 or eth-tester exception.
+@dataclass(frozen=True)
+class Reverted:
+    """A decoded custom-error revert: its name and arguments by ABI parameter name."""
 
-    web3 (JSON-RPC nodes such as anvil) raises ``ContractCustomError`` with ``data`` as 0x-hex.
-    eth-tester raises a generic ``TransactionFailed("execution reverted: b'...'")`` whose
-    ``__context__`` is py-evm's ``Revert`` carrying the bytes; the message is parsed as fallback.
+    name: str
+    args: dict[str, Any]
+
+
+def decoded_revert(action: Callable[[], Any]) -> Reverted:
+    """Run ``action``, which must revert with one of the artifacts' custom errors.
+
+    Decodes through the production path, ``chain_node.errors.revert_from_exception``: web3
+    raises ``ContractCustomError`` with the data as hex (anvil), eth-tester a generic
+    ``TransactionFailed("execution reverted: b'<raw>'")`` carrying the raw selector.
     """
-    data = getattr(exc, "data", None)
-    if isinstance(data, str) and data.startswith("0x"):
-        return bytes.fromhex(data[2:])
-    seen: BaseException | None = exc
-    while seen is not None:
-        if seen.args and isinstance(seen.args[0], bytes):
-            return seen.args[0]
-        seen = seen.__cause__ or seen.__context__
-    message = str(exc.args[0]) if exc.args else ""
-    prefix = "execution reverted: "
-    if message.startswith(prefix):
-        literal = ast.literal_eval(message[len(prefix) :])
-        if isinstance(literal, bytes):
-            return literal
-    raise AssertionError(f"no revert data in {exc!r}")
-
-
-def decoded_revert(action: Callable[[], Any]) -> DecodedError:
-    """Run ``action``, which must revert with a known custom error; return the decoded error."""
     try:
         action()
     except REVERT_ERRORS as exc:
-        data = revert_data(exc)
-        decoded = decode_error(data)
-        assert decoded is not None, f"unknown revert data 0x{data.hex()}"
-        return decoded
+        revert = revert_from_exception(exc, _ERRORS)
+        assert revert is not None, f"not a revert: {exc!r}"
+        assert revert.name in _PARAMS, f"not a custom error of the registry: {revert!r}"
+        return Reverted(revert.name, dict(zip(_PARAMS[revert.name], revert.args, strict=True)))
     raise AssertionError("expected a revert, the call succeeded")
 
 
-def assert_reverts(action: Callable[[], Any], name: str, **args: Any) -> DecodedError:
+def assert_reverts(action: Callable[[], Any], name: str, **args: Any) -> Reverted:
     """Assert ``action`` reverts with custom error ``name`` and these argument values."""
     decoded = decoded_revert(action)
-    assert decoded.name == name, f"expected {name}, got {decoded.signature} {decoded.args}"
+    assert decoded.name == name, f"expected {name}, got {decoded.name} {decoded.args}"
     for key, value in args.items():
         assert decoded.args[key] == value, f"{name}.{key}: {decoded.args[key]!r} != {value!r}"
     return decoded
@@ -131,24 +120,29 @@ class Chain:
     kind: str
     w3: Web3
     registrar: ChecksumAddress
-    process: subprocess.Popen[bytes] | None = None
 
     def now(self) -> int:
         """Timestamp of the latest block (seconds)."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def advance(self, seconds: int) -> None:
-        """Mine a block at least ``seconds`` after the latest one."""
+    def mine_at(self, timestamp: int) -> None:
+        """Mine one block whose timestamp is exactly ``timestamp`` (later than the latest)."""
         if self.kind == "pyevm":
-            self.w3.provider.ethereum_tester.time_travel(self.now() + seconds)  # type: ignore[attr-defined]
+            # eth-tester mines the block at ``to - 1``; ``to`` becomes the pending timestamp
+            self.w3.provider.ethereum_tester.time_travel(timestamp + 1)  # type: ignore[attr-defined]
         else:
-            self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
             self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert self.now() == timestamp
+
+    def advance(self, seconds: int) -> None:
+        """Mine a block ``seconds`` after the latest one."""
+        self.mine_at(self.now() + seconds)
 
     @property
     def outsider(self) -> ChecksumAddress:
         """A funded, unlocked account without any role."""
-        return self.w3.eth.accounts[1]
+        return list(self.w3.eth.accounts)[1]
 
     def send(self, fn: Any, sender: ChecksumAddress | None = None) -> TxReceipt:
         """Transact a contract function (from the registrar by default); it must succeed."""
@@ -162,7 +156,9 @@ class Chain:
         artifact = load_artifact("ConsentRegistry")
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = self.send(factory.constructor(self.registrar))
-        return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+        address = receipt["contractAddress"]
+        assert address is not None
+        return self.w3.eth.contract(address=address, abi=artifact.abi)
 
 
 # --- the registry under test ---------------------------------------------------------------------
@@ -267,6 +263,19 @@ class Registry:
         receipt = self.grant(message, self.sign(signer, "Grant", message))
         (event,) = self.contract.events.ConsentGranted().process_receipt(receipt)
         return bytes(event["args"]["consentId"]), message, receipt
+
+    def refuse_grant(
+        self,
+        by: LocalAccount,
+        message: dict[str, Any],
+        error: str,
+        domain: dict[str, Any] | None = None,
+        /,
+        **args: Any,
+    ) -> Reverted:
+        """Sign ``message`` by ``by``; assert the grant reverts with ``error`` and ``args``."""
+        signature = self.sign(by, "Grant", message, domain)
+        return assert_reverts(lambda: self.grant(message, signature), error, **args)
 
     def withdraw(self, message: dict[str, Any], signature: bytes) -> TxReceipt:
         return self.chain.send(self.contract.functions.withdraw(message, signature))

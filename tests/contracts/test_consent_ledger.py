@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from contract_support import (
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+
+from tests.contracts.contract_support import (
     CATEGORIES,
     CATEGORY_NOT_GRANTED,
     CONTROLLER_SUSPENDED,
@@ -22,9 +28,6 @@ from contract_support import (
     assert_reverts,
     h,
 )
-from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
-from web3 import Web3
 
 
 def test_grant_is_stored_and_checks_ok(registry: Registry) -> None:
@@ -83,11 +86,8 @@ def test_signature_for_another_chain_id_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address)
     domain = registry.domain(chainId=registry.chain.w3.eth.chain_id + 1)
-    signature = registry.sign(citizen, "Grant", message, domain)
-    error = assert_reverts(
-        lambda: registry.grant(message, signature),
-        "ConsentUnauthorizedSigner",
-        subject=citizen.address,
+    error = registry.refuse_grant(
+        citizen, message, "ConsentUnauthorizedSigner", domain, subject=citizen.address
     )
     assert error.args["signer"] != citizen.address
 
@@ -96,13 +96,9 @@ def test_signature_for_another_contract_refused(registry: Registry) -> None:
     other = registry.chain.deploy_registry()
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address)
-    signature = registry.sign(
-        citizen, "Grant", message, registry.domain(verifyingContract=other.address)
-    )
-    error = assert_reverts(
-        lambda: registry.grant(message, signature),
-        "ConsentUnauthorizedSigner",
-        subject=citizen.address,
+    domain = registry.domain(verifyingContract=other.address)
+    error = registry.refuse_grant(
+        citizen, message, "ConsentUnauthorizedSigner", domain, subject=citizen.address
     )
     assert error.args["signer"] != citizen.address
 
@@ -111,8 +107,9 @@ def test_deadline_in_the_past_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     deadline = registry.chain.now() - 1
     message = registry.grant_message(citizen.address, deadline=deadline)
-    error = assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    error = registry.refuse_grant(
+        citizen,
+        message,
         "ConsentDeadlinePassed",
         deadline=deadline,
     )
@@ -122,8 +119,9 @@ def test_deadline_in_the_past_refused(registry: Registry) -> None:
 def test_deadline_zero_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address, deadline=0)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "ConsentDeadlineZero",
     )
 
@@ -159,7 +157,7 @@ def test_signature_not_65_bytes_refused(registry: Registry) -> None:
     compact = signature[:32] + s_with_parity.to_bytes(32, "big")  # EIP-2098, 64 bytes
     for wrong in (compact, signature + b"\x00", b""):
         assert_reverts(
-            lambda wrong=wrong: registry.grant(message, wrong),
+            lambda: registry.grant(message, wrong),  # noqa: B023
             "ConsentInvalidSignatureLength",
             length=len(wrong),
         )
@@ -168,8 +166,9 @@ def test_signature_not_65_bytes_refused(registry: Registry) -> None:
 def test_signer_other_than_subject_refused(registry: Registry) -> None:
     citizen, stranger = registry.citizen(), registry.citizen()
     message = registry.grant_message(citizen.address)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(stranger, "Grant", message)),
+    registry.refuse_grant(
+        stranger,
+        message,
         "ConsentUnauthorizedSigner",
         signer=stranger.address,
         subject=citizen.address,
@@ -187,14 +186,16 @@ def test_ward_cannot_sign_while_guardian_active_guardian_can(registry: Registry)
     _set_guardian(registry, ward.address, guardian.address)
     message = registry.grant_message(ward.address)
 
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(ward, "Grant", message)),
+    registry.refuse_grant(
+        ward,
+        message,
         "ConsentWardSignatureRefused",
         subject=ward.address,
         guardian=guardian.address,
     )
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(stranger, "Grant", message)),
+    registry.refuse_grant(
+        stranger,
+        message,
         "ConsentUnauthorizedSigner",
         signer=stranger.address,
         subject=ward.address,
@@ -215,8 +216,9 @@ def test_ward_signs_again_once_guardianship_ended(registry: Registry) -> None:
     consent_id, _, _ = registry.signed_grant(ward)
     assert registry.check(consent_id) == (True, OK)
     message = registry.grant_message(ward.address)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(guardian, "Grant", message)),
+    registry.refuse_grant(
+        guardian,
+        message,
         "ConsentUnauthorizedSigner",
         signer=guardian.address,
     )
@@ -228,8 +230,9 @@ def test_ward_signs_again_after_guardianship_expires(registry: Registry) -> None
     registry.chain.advance(200)
 
     message = registry.grant_message(ward.address)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(guardian, "Grant", message)),
+    registry.refuse_grant(
+        guardian,
+        message,
         "ConsentUnauthorizedSigner",
         signer=guardian.address,
     )
@@ -240,8 +243,9 @@ def test_ward_signs_again_after_guardianship_expires(registry: Registry) -> None
 def test_unregistered_purpose_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address, purpose="marketing")
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "DepartmentPurposeNotRegistered",
         department=registry.department,
         purposeHash=h("marketing"),
@@ -252,8 +256,9 @@ def test_unregistered_department_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     unknown = Web3.to_checksum_address(h("unknown department")[:20])
     message = registry.grant_message(citizen.address, controller=unknown)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "DepartmentNotRegistered",
         department=unknown,
     )
@@ -266,8 +271,9 @@ def test_suspended_department_denied_then_reinstated(registry: Registry) -> None
 
     assert registry.check(consent_id) == (False, CONTROLLER_SUSPENDED)
     message = registry.grant_message(citizen.address)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "DepartmentNotActive",
         department=registry.department,
     )
@@ -283,10 +289,11 @@ def test_sensitive_or_third_party_needs_separate_consent(
     registry: Registry, sensitive: bool, third_parties: list[str]
 ) -> None:
     citizen = registry.citizen()
-    terms = {"sensitive": sensitive, "thirdParties": third_parties}
+    terms: dict[str, Any] = {"sensitive": sensitive, "thirdParties": third_parties}
     message = registry.grant_message(citizen.address, separateConsent=False, **terms)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "ConsentSeparateConsentRequired",
         sensitive=sensitive,
         thirdParty=bool(third_parties),
@@ -334,12 +341,27 @@ def test_check_before_valid_from_denied(registry: Registry) -> None:
     assert registry.check(consent_id) == (True, OK)
 
 
+def test_validity_window_is_inclusive(registry: Registry) -> None:
+    """Views run at the latest block's timestamp: valid at validFrom and at validUntil."""
+    edge = registry.chain.now() + 1000
+    starts, _, _ = registry.signed_grant(registry.citizen(), validFrom=edge, validUntil=edge + 99)
+    ends, _, _ = registry.signed_grant(registry.citizen(), validUntil=edge)
+
+    registry.chain.mine_at(edge - 1)
+    assert [registry.check(starts), registry.check(ends)] == [(False, NOT_YET_VALID), (True, OK)]
+    registry.chain.mine_at(edge)
+    assert [registry.check(starts), registry.check(ends)] == [(True, OK), (True, OK)]
+    registry.chain.mine_at(edge + 1)
+    assert [registry.check(starts), registry.check(ends)] == [(True, OK), (False, EXPIRED)]
+
+
 def test_empty_validity_window_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     now = registry.chain.now()
     message = registry.grant_message(citizen.address, validFrom=now, validUntil=now)
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "ConsentInvalidValidity",
         validFrom=now,
         validUntil=now,
@@ -349,8 +371,9 @@ def test_empty_validity_window_refused(registry: Registry) -> None:
 def test_grant_without_categories_refused(registry: Registry) -> None:
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address, piCategories=[])
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "ConsentNoCategories",
     )
 
@@ -362,8 +385,9 @@ def test_reused_nonce_refused(registry: Registry) -> None:
     assert registry.contract.functions.nonces(citizen.address, key).call() == first["nonce"] + 1
 
     message = registry.grant_message(citizen.address, nonce=first["nonce"], purpose=PURPOSES[1])
-    assert_reverts(
-        lambda: registry.grant(message, registry.sign(citizen, "Grant", message)),
+    registry.refuse_grant(
+        citizen,
+        message,
         "InvalidAccountNonce",
         account=citizen.address,
         currentNonce=first["nonce"] + 1,
