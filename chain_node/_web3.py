@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 
 from .abc import ChainBackend, TxResult
@@ -67,7 +68,9 @@ class Web3Backend(ChainBackend):
 
     def _wait_receipt(self, tx_hash: str) -> Any:
         """Block until the receipt of ``tx_hash`` exists; return it."""
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.01)
+        return self.w3.eth.wait_for_transaction_receipt(
+            HexStr(tx_hash), timeout=120, poll_latency=0.01
+        )
 
     def _is_nonce_error(self, exc: BaseException) -> bool:
         text = str(exc).lower()
@@ -97,7 +100,8 @@ class Web3Backend(ChainBackend):
     # -- reads -----------------------------------------------------------------------
 
     def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
-        return self._guard(lambda: fn.call({"from": self.relayer}, block_identifier=block))
+        relayer = self.relayer
+        return self._guard(lambda: fn.call({"from": relayer}, block_identifier=block))  # type: ignore[arg-type]
 
     # -- writes ----------------------------------------------------------------------
 
@@ -167,7 +171,9 @@ class Web3Backend(ChainBackend):
                 if self._next_nonce is None:
                     self._next_nonce = int(
                         self._guard(
-                            lambda: self.w3.eth.get_transaction_count(self.relayer, "pending")
+                            lambda: self.w3.eth.get_transaction_count(
+                                self._account.address, "pending"
+                            )
                         )
                     )
                 tx["nonce"] = self._next_nonce

@@ -175,3 +175,22 @@ class TestConformance:
         )
         assert nonces == list(range(start_nonce, start_nonce + total))
         assert chain.call(probe.functions.count()) == 5 + total
+
+
+class TestConformanceReads:
+    def test_get_logs_over_a_block_range(self, chain: ChainBackend, probe: Any) -> None:
+        first = chain.send(probe.functions.increment()).block_number
+        chain.send(probe.functions.incrementUnless(3))  # no event
+        last = chain.send(probe.functions.increment()).block_number
+        logs = chain.w3.eth.get_logs(
+            {"address": probe.address, "fromBlock": first, "toBlock": last}
+        )
+        events = [probe.events.Incremented().process_log(log) for log in logs]
+        assert [e["args"]["newCount"] for e in events] == [6, 8]
+        assert [e["blockNumber"] for e in events] == [first, last]
+
+    def test_chain_head_block_is_mined(self, chain: ChainBackend, probe: Any) -> None:
+        result = chain.send(probe.functions.increment())
+        block = chain.w3.eth.get_block(result.block_number)
+        assert bytes(block["hash"]) == bytes(result.receipt["blockHash"])
+        assert [bytes(h) for h in block["transactions"]] == [bytes.fromhex(result.tx_hash[2:])]
