@@ -54,6 +54,7 @@ from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth.exceptions import CanonicalHeadNotFound
+from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
@@ -64,8 +65,12 @@ from eth_tester.backends.pyevm.main import (
     _execute_and_revert_transaction,
     get_default_genesis_params,
 )
-from eth_tester.exceptions import TransactionFailed
-from eth_typing import BlockNumber
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
+from eth_tester.exceptions import TransactionFailed, TransactionNotFound
+from eth_typing import BlockNumber, Hash32
 from eth_utils import to_wei
 from eth_utils.toolz import assoc
 from web3 import Web3
@@ -165,6 +170,41 @@ class _DurablePyEVMBackend(PyEVMBackend):
     def send_raw_transaction(self, raw_transaction: bytes) -> bytes:
         self.restamp()
         return super().send_raw_transaction(raw_transaction)
+
+    # -- transaction lookup ----------------------------------------------------------
+
+    def _find_transaction(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        """``(block, transaction, index)`` through py-evm's tx-hash index (one key read).
+
+        eth-tester scans every block from the head down (~0.5 ms per block: 50 s for a
+        receipt at the bottom of a 100,000-block chain); the index makes it constant.
+        Raises eth-tester's TransactionNotFound.
+        """
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
+        except EVMTransactionNotFound:
+            pending = self.chain.get_block()
+            for i, tx in enumerate(pending.transactions):
+                if tx.hash == transaction_hash:
+                    return pending, tx, i
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: 0x{transaction_hash.hex()}"
+            ) from None
+        block = self.chain.get_canonical_block_by_number(number)
+        return block, block.transactions[index], index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._find_transaction(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._find_transaction(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, is_pending, self.chain.get_vm()
+        )
 
     # -- reverts ---------------------------------------------------------------------
 

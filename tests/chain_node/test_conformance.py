@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from web3.exceptions import TransactionNotFound
 
 from chain_node import ChainBackend, ChainRevert, TxResult
 from chain_node.embedded import CHAIN_ID as EMBEDDED_CHAIN_ID
@@ -194,3 +195,16 @@ class TestConformanceReads:
         block = chain.w3.eth.get_block(result.block_number)
         assert bytes(block["hash"]) == bytes(result.receipt["blockHash"])
         assert [bytes(h) for h in block["transactions"]] == [bytes.fromhex(result.tx_hash[2:])]
+
+    def test_transaction_lookup_old_and_unknown(self, chain: ChainBackend, probe: Any) -> None:
+        first = chain.send(probe.functions.increment())
+        for _ in range(3):
+            chain.send(probe.functions.increment())
+        receipt = chain.w3.eth.get_transaction_receipt(first.tx_hash)  # type: ignore[arg-type]
+        assert receipt["blockNumber"] == first.block_number
+        assert bytes(receipt["transactionHash"]) == bytes.fromhex(first.tx_hash[2:])
+        tx = chain.w3.eth.get_transaction(first.tx_hash)  # type: ignore[arg-type]
+        assert tx["blockNumber"] == first.block_number
+        assert tx["from"] == chain.relayer
+        with pytest.raises(TransactionNotFound):
+            chain.w3.eth.get_transaction_receipt("0x" + "ab" * 32)  # type: ignore[arg-type]
