@@ -134,6 +134,7 @@ class _DurablePyEVMBackend(PyEVMBackend):
         self.chain = chain
         self._store = store
         self._errors = errors
+        self.broken: BaseException | None = None
         raw = store.get_meta(_META_OFFSET)
         self.time_offset = int(raw.decode()) if raw else 0
 
@@ -156,14 +157,19 @@ class _DurablePyEVMBackend(PyEVMBackend):
     # -- mining and durability -------------------------------------------------------
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: bytes = b"\x00" * 20) -> tuple[Any, ...]:
+        if self.broken is not None:
+            raise ChainUnavailable(f"embedded chain stopped after a failed commit: {self.broken}")
         hashes = []
         try:
             for _ in range(num_blocks):
                 self.restamp()
                 hashes.extend(super().mine_blocks(1, coinbase))
                 self._store.commit()
-        except BaseException:
+        except BaseException as exc:
+            # The in-memory chain is now ahead of the disk: refuse further work; reopening
+            # the data dir resumes from the last committed block.
             self._store.discard()
+            self.broken = exc
             raise
         return tuple(hashes)
 
@@ -269,8 +275,7 @@ class _LockedProvider(EthereumTesterProvider):
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
-            if self._owner.closed:
-                raise ChainUnavailable("embedded chain is closed")
+            self._owner._check_open()
             return super().make_request(method, params)
 
 
@@ -381,6 +386,11 @@ class EmbeddedChain(Web3Backend):
     def _check_open(self) -> None:
         if self.closed:
             raise ChainUnavailable("embedded chain is closed")
+        if self._backend.broken is not None:
+            raise ChainUnavailable(
+                f"embedded chain stopped after a failed commit ({self._backend.broken}); "
+                "reopen it to resume from the last committed block"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -388,7 +398,8 @@ class EmbeddedChain(Web3Backend):
                 return
             self.closed = True
             try:
-                self._store.commit()
+                if self._backend.broken is None:
+                    self._store.commit()
                 self._store.close()
             finally:
                 os.close(self._lock_fd)

@@ -58,3 +58,27 @@ def test_node_gone_is_chain_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ChainUnavailable):
         chain.block_number()
     chain.close()
+
+
+# Init code that deploys a 10-byte runtime returning 42; only pre-Shanghai opcodes, so it
+# runs on a berlin node (Probe is compiled for Prague and uses PUSH0).
+_ANSWER_INIT = bytes.fromhex("600a600c600039600a6000f3" + "602a60005260206000f3")
+
+
+@pytest.mark.anvil
+def test_chain_without_base_fee_gets_legacy_transactions(tmp_path: Path) -> None:
+    from chain_node.anvil import start_anvil
+
+    with start_anvil(extra_args=["--hardfork", "berlin"]) as node:
+        chain = open_chain(tmp_path, url=node.url, relayer_key=node.relayer_key)
+        try:
+            assert "baseFeePerGas" not in chain.w3.eth.get_block("latest")
+            deployed = chain.deploy([], _ANSWER_INIT)
+            assert deployed.status == 1 and deployed.contract_address is not None
+            tx = chain.w3.eth.get_transaction(deployed.tx_hash)  # type: ignore[arg-type]
+            assert tx["type"] == 0
+            assert tx["gasPrice"] > 0
+            code = chain.w3.eth.get_code(deployed.contract_address)  # type: ignore[arg-type]
+            assert bytes(code) == bytes.fromhex("602a60005260206000f3")
+        finally:
+            chain.close()
