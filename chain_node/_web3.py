@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 
 from .abc import ChainBackend, TxResult
@@ -41,7 +42,7 @@ class Web3Backend(ChainBackend):
         self._next_nonce: int | None = None
         self._fee_lock = threading.Lock()
         self._fees_at = 0.0
-        self._fees: tuple[int, int] = (0, 0)
+        self._fees: dict[str, int] = {}
 
     # -- identity --------------------------------------------------------------------
 
@@ -67,7 +68,9 @@ class Web3Backend(ChainBackend):
 
     def _wait_receipt(self, tx_hash: str) -> Any:
         """Block until the receipt of ``tx_hash`` exists; return it."""
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.01)
+        return self.w3.eth.wait_for_transaction_receipt(
+            HexStr(tx_hash), timeout=120, poll_latency=0.01
+        )
 
     def _is_nonce_error(self, exc: BaseException) -> bool:
         text = str(exc).lower()
@@ -97,7 +100,8 @@ class Web3Backend(ChainBackend):
     # -- reads -----------------------------------------------------------------------
 
     def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
-        return self._guard(lambda: fn.call({"from": self.relayer}, block_identifier=block))
+        relayer = self.relayer
+        return self._guard(lambda: fn.call({"from": relayer}, block_identifier=block))  # type: ignore[arg-type]
 
     # -- writes ----------------------------------------------------------------------
 
@@ -111,18 +115,29 @@ class Web3Backend(ChainBackend):
     def send(self, fn: ContractFunction, *, gas: int | None = None) -> TxResult:
         return self._transact(fn.address, fn._encode_transaction_data(), gas)
 
-    def _current_fees(self) -> tuple[int, int]:
-        """``(max_fee_per_gas, max_priority_fee_per_gas)`` in wei (EIP-1559 section
-        "Specification": max fee = 2 x latest base fee + tip, so the tx stays valid through
-        several full blocks of base-fee growth). Cached for one second."""
+    def _current_fees(self) -> dict[str, int]:
+        """Fee fields for the next transaction, in wei; cached for one second.
+
+        EIP-1559 chains (the latest block has ``baseFeePerGas``): ``maxPriorityFeePerGas``
+        from ``eth_maxPriorityFeePerGas`` and ``maxFeePerGas = 2 x base fee + tip``, so the
+        tx stays valid through several full blocks of base-fee growth (EIP-1559,
+        "Specification"). Chains without a base fee (pre-London forks, some consortium
+        networks): a legacy ``gasPrice`` from ``eth_gasPrice``.
+        """
         with self._fee_lock:
             now = time.monotonic()
             if now - self._fees_at > _FEE_TTL_S:
-                tip = int(self.w3.eth.max_priority_fee)
-                base = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
-                self._fees = (2 * base + tip, tip)
+                base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+                if base is None:
+                    self._fees = {"gasPrice": int(self.w3.eth.gas_price)}
+                else:
+                    tip = int(self.w3.eth.max_priority_fee)
+                    self._fees = {
+                        "maxFeePerGas": 2 * int(base) + tip,
+                        "maxPriorityFeePerGas": tip,
+                    }
                 self._fees_at = now
-            return self._fees
+            return dict(self._fees)
 
     def _transact(self, to: str | None, data: str, gas: int | None) -> TxResult:
         tx: dict[str, Any] = {"from": self.relayer, "data": data, "value": 0}
@@ -131,14 +146,10 @@ class Web3Backend(ChainBackend):
         if gas is None:
             estimate = int(self._guard(lambda: self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
             gas = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN
-        max_fee, tip = self._guard(self._current_fees)
-        tx.update(
-            gas=gas,
-            type=2,
-            chainId=self._chain_id,
-            maxFeePerGas=max_fee,
-            maxPriorityFeePerGas=tip,
-        )
+        fees = self._guard(self._current_fees)
+        tx.update(fees, gas=gas, chainId=self._chain_id)
+        if "maxFeePerGas" in fees:
+            tx["type"] = 2
         del tx["from"]
         tx_hash = self._sign_and_send(tx)
         receipt = self._guard(lambda: self._wait_receipt(tx_hash))
@@ -167,7 +178,9 @@ class Web3Backend(ChainBackend):
                 if self._next_nonce is None:
                     self._next_nonce = int(
                         self._guard(
-                            lambda: self.w3.eth.get_transaction_count(self.relayer, "pending")
+                            lambda: self.w3.eth.get_transaction_count(
+                                self._account.address, "pending"
+                            )
                         )
                     )
                 tx["nonce"] = self._next_nonce

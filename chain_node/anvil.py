@@ -4,22 +4,28 @@
 >>> node.url, node.chain_id     # ("http://127.0.0.1:PORT", 31337)
 >>> node.stop()
 
-The binary is ``contracts/node_modules/.bin/anvil`` (``make npm``); override with
-``CONSENTGATE_ANVIL``. Anvil's first default dev account key is :data:`ANVIL_KEY_0`
-(public test mnemonic "test test ... junk"; never use it outside a local node).
+The binary comes from ``contracts/node_modules`` (``make npm``; the platform package's
+executable, see ``_binary``); override with ``CONSENTGATE_ANVIL``. Anvil's first default
+dev account key is :data:`ANVIL_KEY_0` (public test mnemonic "test test ... junk"; never
+use it outside a local node).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 __all__ = ["ANVIL_BINARY", "ANVIL_KEY_0", "AnvilProcess", "anvil_available", "start_anvil"]
 
@@ -29,7 +35,30 @@ ANVIL_CHAIN_ID = 31337
 
 
 def _binary() -> Path:
-    return Path(os.environ.get("CONSENTGATE_ANVIL", str(ANVIL_BINARY)))
+    """The anvil executable: ``CONSENTGATE_ANVIL``, else the platform binary that the npm
+    package installed (``@foundry-rs/anvil-<os>-<arch>/bin/anvil``), else the npm shim.
+
+    The shim (``.bin/anvil``) is a Node script that spawns the platform binary as its
+    child; killing the shim with SIGKILL would orphan the real node, so it is the last
+    resort."""
+    override = os.environ.get("CONSENTGATE_ANVIL")
+    if override:
+        return Path(override)
+    scope = ANVIL_BINARY.parents[1] / "@foundry-rs"
+    for candidate in sorted(scope.glob("anvil-*/bin/anvil")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return ANVIL_BINARY
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL anvil when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``), so a killed test run leaves no node behind. Linux ties
+    this to the *thread* that started anvil: start it from a long-lived thread (the main
+    thread in pytest and Locust)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def anvil_available() -> bool:
@@ -62,6 +91,7 @@ class AnvilProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.chain_id = ANVIL_CHAIN_ID
         self.relayer_key = ANVIL_KEY_0
+        self._log: IO[bytes] | None = None
 
     def stop(self) -> None:
         """Terminate anvil (SIGTERM, then SIGKILL after 5 s). Idempotent."""
@@ -72,6 +102,9 @@ class AnvilProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> AnvilProcess:
         return self
@@ -96,21 +129,21 @@ def start_anvil(
         raise FileNotFoundError(f"anvil not found at {binary}; run `make npm`")
     for _attempt in range(3):
         chosen = port or _free_port()
+        # stderr goes to a file, not a pipe: a pipe nobody reads can fill up and stall anvil
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as anvil does
         proc = subprocess.Popen(
             [
                 str(binary),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(chosen),
-                "--silent",
+                *("--host", "127.0.0.1", "--port", str(chosen), "--silent"),
                 *(extra_args or []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
+            preexec_fn=_die_with_parent,
         )
         node = AnvilProcess(proc, chosen)
+        node._log = log
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -120,8 +153,11 @@ def start_anvil(
                 return node
             except (urllib.error.URLError, ConnectionError, OSError, ValueError):
                 time.sleep(0.05)
+        node._log = None  # keep the log open past stop() to read why anvil failed
         node.stop()
-        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        log.seek(0)
+        stderr = log.read().decode(errors="replace")
+        log.close()
         if port is not None or "in use" not in stderr.lower():
             raise RuntimeError(f"anvil did not start on port {chosen}: {stderr.strip()[:500]}")
     raise RuntimeError("anvil did not start: no free port after 3 attempts")

@@ -135,7 +135,7 @@ def _abi_type(param: Mapping[str, Any]) -> str:
 
 
 def _normalize(types: list[str], values: tuple[Any, ...]) -> tuple[Any, ...]:
-    out = []
+    out: list[Any] = []
     for typ, value in zip(types, values, strict=True):
         if typ == "address":
             out.append(to_checksum_address(value))
@@ -158,7 +158,7 @@ class ErrorRegistry:
         for entry in abi:
             if entry.get("type") != "error":
                 continue
-            selector = bytes(function_abi_to_4byte_selector(dict(entry)))
+            selector = bytes(function_abi_to_4byte_selector(dict(entry)))  # type: ignore[arg-type]
             types = [_abi_type(p) for p in entry.get("inputs", [])]
             self._by_selector[selector] = (entry["name"], types)
 

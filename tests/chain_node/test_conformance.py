@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from web3.exceptions import TransactionNotFound
 
 from chain_node import ChainBackend, ChainRevert, TxResult
 from chain_node.embedded import CHAIN_ID as EMBEDDED_CHAIN_ID
@@ -175,3 +176,35 @@ class TestConformance:
         )
         assert nonces == list(range(start_nonce, start_nonce + total))
         assert chain.call(probe.functions.count()) == 5 + total
+
+
+class TestConformanceReads:
+    def test_get_logs_over_a_block_range(self, chain: ChainBackend, probe: Any) -> None:
+        first = chain.send(probe.functions.increment()).block_number
+        chain.send(probe.functions.incrementUnless(3))  # no event
+        last = chain.send(probe.functions.increment()).block_number
+        logs = chain.w3.eth.get_logs(
+            {"address": probe.address, "fromBlock": first, "toBlock": last}
+        )
+        events = [probe.events.Incremented().process_log(log) for log in logs]
+        assert [e["args"]["newCount"] for e in events] == [6, 8]
+        assert [e["blockNumber"] for e in events] == [first, last]
+
+    def test_chain_head_block_is_mined(self, chain: ChainBackend, probe: Any) -> None:
+        result = chain.send(probe.functions.increment())
+        block = chain.w3.eth.get_block(result.block_number)
+        assert bytes(block["hash"]) == bytes(result.receipt["blockHash"])
+        assert [bytes(h) for h in block["transactions"]] == [bytes.fromhex(result.tx_hash[2:])]
+
+    def test_transaction_lookup_old_and_unknown(self, chain: ChainBackend, probe: Any) -> None:
+        first = chain.send(probe.functions.increment())
+        for _ in range(3):
+            chain.send(probe.functions.increment())
+        receipt = chain.w3.eth.get_transaction_receipt(first.tx_hash)  # type: ignore[arg-type]
+        assert receipt["blockNumber"] == first.block_number
+        assert bytes(receipt["transactionHash"]) == bytes.fromhex(first.tx_hash[2:])
+        tx = chain.w3.eth.get_transaction(first.tx_hash)  # type: ignore[arg-type]
+        assert tx["blockNumber"] == first.block_number
+        assert tx["from"] == chain.relayer
+        with pytest.raises(TransactionNotFound):
+            chain.w3.eth.get_transaction_receipt("0x" + "ab" * 32)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -149,3 +150,34 @@ def test_is_embedded_kind(tmp_path: Path) -> None:
         assert chain.kind == "embedded"
     finally:
         chain.close()
+
+
+def test_failed_commit_stops_the_chain_and_reopen_resumes(
+    tmp_path: Path, probe_artifact: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_embedded(tmp_path)
+    address = chain.deploy(probe_artifact.abi, probe_artifact.bytecode, 5).contract_address
+    probe = chain.w3.eth.contract(address=address, abi=probe_artifact.abi)
+    head = chain.block_number()
+
+    def disk_full() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(chain._store, "commit", disk_full)
+    with pytest.raises(ChainError):
+        chain.send(probe.functions.increment())
+    with pytest.raises(ChainUnavailable, match="failed commit"):
+        chain.block_number()
+    with pytest.raises(ChainUnavailable):
+        chain.send(probe.functions.increment())
+    monkeypatch.undo()
+    chain.close()
+
+    again = open_embedded(tmp_path)
+    try:
+        assert again.block_number() == head  # the uncommitted block is gone
+        probe = again.w3.eth.contract(address=address, abi=probe_artifact.abi)
+        assert again.call(probe.functions.count()) == 5
+        assert again.send(probe.functions.increment()).block_number == head + 1
+    finally:
+        again.close()

@@ -1,0 +1,115 @@
+"""Measure the chain backends: ``python -m chain_node.bench [--anvil] [--blocks N]``.
+
+Prints, for each backend: transactions per second through ``ChainBackend.send`` (a
+``Probe.increment()``, one at a time, after a warm-up), the mean cost of one block commit
+to SQLite (embedded), and the embedded start time (open) with a data dir of ``--blocks``
+blocks. Uses the test-only Probe contract (tests/chain_node/fixtures/Probe.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .abc import ChainBackend
+from .embedded import open_embedded
+from .store import SqliteKV
+
+PROBE = Path(__file__).resolve().parents[1] / "tests" / "chain_node" / "fixtures" / "Probe.json"
+
+
+def _probe(chain: ChainBackend) -> Any:
+    art = json.loads(PROBE.read_text())
+    deployed = chain.deploy(art["abi"], bytes.fromhex(art["bytecode"][2:]), 0)
+    assert deployed.contract_address is not None
+    return chain.w3.eth.contract(address=deployed.contract_address, abi=art["abi"])  # type: ignore[call-overload]
+
+
+def sends_per_second(chain: ChainBackend, n: int) -> float:
+    """Transactions per second through ``send`` (Probe.increment, one at a time)."""
+    fn = _probe(chain).functions.increment()
+    for _ in range(5):
+        chain.send(fn)
+    start = time.perf_counter()
+    for _ in range(n):
+        chain.send(fn)
+    return n / (time.perf_counter() - start)
+
+
+class _TimedKV(SqliteKV):
+    commits = 0
+    commit_s = 0.0
+
+    def commit(self) -> None:
+        start = time.perf_counter()
+        super().commit()
+        _TimedKV.commits += 1
+        _TimedKV.commit_s += time.perf_counter() - start
+
+
+def embedded(n: int, blocks: int, synchronous: str) -> dict[str, float]:
+    """Run the embedded measurements in a fresh temporary data dir."""
+    import chain_node.embedded as emb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        original = emb.SqliteKV
+        emb.SqliteKV = _TimedKV  # type: ignore[misc]
+        _TimedKV.commits, _TimedKV.commit_s = 0, 0.0
+        try:
+            chain = open_embedded(Path(tmp), synchronous=synchronous)
+            tps = sends_per_second(chain, n)
+            commit_ms = 1000 * _TimedKV.commit_s / max(_TimedKV.commits, 1)
+            fn = _probe(chain).functions.increment()
+            while chain.block_number() < blocks:
+                chain.send(fn)
+            head = chain.block_number()
+            chain.close()
+        finally:
+            emb.SqliteKV = original  # type: ignore[misc]
+        start = time.perf_counter()
+        chain = open_embedded(Path(tmp), synchronous=synchronous)
+        first = chain.block_number()
+        open_s = time.perf_counter() - start
+        start = time.perf_counter()
+        chain.send(fn)
+        first_send_s = time.perf_counter() - start
+        chain.close()
+        size_mb = sum(p.stat().st_size for p in (Path(tmp) / "chain").iterdir()) / 1e6
+    assert first == head
+    return {
+        "tx_per_s": tps,
+        "commit_ms": commit_ms,
+        "blocks": head,
+        "open_s": open_s,
+        "first_send_after_open_s": first_send_s,
+        "data_mb": size_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=200, help="sends to time per backend")
+    parser.add_argument("--blocks", type=int, default=1000, help="blocks for the start test")
+    parser.add_argument("--anvil", action="store_true", help="also measure against anvil")
+    args = parser.parse_args()
+    for sync in ("FULL", "NORMAL"):
+        result = embedded(args.n, args.blocks, sync)
+        print(
+            f"embedded synchronous={sync}: " + ", ".join(f"{k}={v:.3g}" for k, v in result.items())
+        )
+    if args.anvil:
+        from .anvil import start_anvil
+        from .jsonrpc import open_jsonrpc
+
+        with start_anvil() as node:
+            chain = open_jsonrpc(node.url, node.relayer_key)
+            print(f"jsonrpc (anvil): tx_per_s={sends_per_second(chain, args.n):.3g}")
+            chain.close()
+
+
+if __name__ == "__main__":
+    main()
