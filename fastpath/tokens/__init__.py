@@ -1,6 +1,6 @@
 """QR token decode and verification (``SC1:`` card codes, ``HC1:`` EU DCC).
 
-One API, two implementations: the compiled module ``fastpath.tokens._fast`` when it was
+One API, two implementations: the compiled module ``fastpath._tokens`` when it was
 built, else the pure-Python :mod:`fastpath.tokens.reference`. Set
 ``CONSENTGATE_PUREPYTHON=1`` to force the reference. Both return :class:`Result`.
 """
@@ -19,7 +19,7 @@ from fastpath.tokens.trust import TrustKey, TrustList
 _impl: Any = reference
 if not os.environ.get("CONSENTGATE_PUREPYTHON"):
     try:
-        from fastpath.tokens import _fast as _impl  # type: ignore[no-redef]
+        from fastpath import _tokens as _impl  # type: ignore[no-redef]
     except ImportError:  # extension not built (CONSENTGATE_NO_EXTENSIONS=1)
         _impl = reference
 
@@ -31,7 +31,7 @@ def implementations() -> dict[str, Any]:
     """Every available implementation module by name ("reference", "compiled")."""
     found: dict[str, Any] = {"reference": reference}
     try:
-        from fastpath.tokens import _fast
+        from fastpath import _tokens as _fast
 
         found["compiled"] = _fast
     except ImportError:

@@ -32,18 +32,18 @@ def b45encode(data: bytes) -> str:
 def b45decode(text: str) -> bytes:
     """Decode strict base45 (RFC 9285 section 4.2).
 
-    Raises :class:`Base45Error` with reason ``base45_length`` (len mod 3 == 1),
-    ``base45_char`` (outside the alphabet, checked first, left to right) or
-    ``base45_overflow`` (a triplet above 65535 or a final pair above 255).
+    Raises :class:`Base45Error` with reason ``base45_char`` (a character outside the
+    alphabet; checked first), ``base45_length`` (length mod 3 == 1) or
+    ``base45_overflow`` (a triplet above 65535 or a final pair above 255, left to right).
     """
-    if len(text) % 3 == 1:
-        raise Base45Error("base45_length")
     values: list[int] = []
     for ch in text:
         v = _VALUE.get(ch)
         if v is None:
             raise Base45Error("base45_char")
         values.append(v)
+    if len(values) % 3 == 1:
+        raise Base45Error("base45_length")
     out = bytearray()
     full = len(values) - len(values) % 3
     for i in range(0, full, 3):

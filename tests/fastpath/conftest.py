@@ -12,7 +12,7 @@ from fastpath.tokens import implementations
 IMPLS = implementations()
 # CI builds the extension; a missing compiled module must fail loudly, not skip.
 if not os.environ.get("CONSENTGATE_NO_EXTENSIONS") and "compiled" not in IMPLS:
-    raise RuntimeError("fastpath.tokens._fast is not built: run `make install`")
+    raise RuntimeError("fastpath._tokens is not built: run `make install`")
 
 
 @pytest.fixture(params=sorted(IMPLS))
