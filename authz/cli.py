@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import typer
 
+from fastpath.cli import app as token_app
+
 app = typer.Typer(help="consentgate: consent and authorization for the e-social-security card.",
                   no_args_is_help=True)
 admin_app = typer.Typer(help="Platform operator commands.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(token_app, name="token")
 
 
 @admin_app.command("token")
