@@ -114,8 +114,8 @@ def _verify_jsonl(path: Path, skew: float) -> int:
 @app.command()
 def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    count: Annotated[int, typer.Option(min=50, help="Codes per measurement.")] = 2000,
-    repeat: Annotated[int, typer.Option(min=1, help="Runs per figure (best kept).")] = 3,
+    count: Annotated[int, typer.Option(min=50, help="Codes per measurement.")] = 1000,
+    repeat: Annotated[int, typer.Option(min=1, help="Rounds per figure (best kept).")] = 5,
 ) -> None:
     """Throughput of the SC1/HC1 verifiers against raw libsodium/OpenSSL and python-cwt."""
     from fastpath.tokens import bench as measure

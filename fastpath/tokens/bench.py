@@ -26,14 +26,18 @@ from fastpath.tokens.trust import TrustList
 CHUNK = 64  # codes per verify_batch call
 
 
-def _best(run: Callable[[], int], repeat: int) -> float:
-    """Best rate (items per second) of ``repeat`` runs of ``run`` (returns item count)."""
-    best = 0.0
+def _race(runs: dict[str, Callable[[], int]], repeat: int) -> dict[str, float]:
+    """Best rate (items per second) of each run over ``repeat`` rounds.
+
+    The runs alternate within each round, so that a paired ratio compares figures taken
+    under the same machine load (this machine is shared; its load drifts).
+    """
+    best = dict.fromkeys(runs, 0.0)
     for _ in range(repeat):
-        start = time.perf_counter()
-        count = run()
-        elapsed = time.perf_counter() - start
-        best = max(best, count / elapsed)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            count = run()
+            best[name] = max(best[name], count / (time.perf_counter() - start))
     return best
 
 
@@ -99,7 +103,7 @@ def _two_threads(make: Callable[[], Any], qrs: list[str], at: float) -> int:
     return sum(done)
 
 
-def run(count: int = 2000, repeat: int = 3) -> dict[str, Any]:
+def run(count: int = 1000, repeat: int = 5) -> dict[str, Any]:
     """Measure every figure of ``consentgate token bench`` (see the module docstring)."""
     impls = implementations()
     fast = impls.get("compiled")
@@ -113,30 +117,42 @@ def run(count: int = 2000, repeat: int = 3) -> dict[str, Any]:
         verifier = fast.Verifier(trust)
         return _batched(verifier, sc1, now)
 
-    # warm: each run's first code caches the certificate, the rest are warm scans
+    # each run's first code caches the device certificate; the rest are warm scans
     out: dict[str, Any] = {"count": count, "implementation_default": fast.IMPLEMENTATION}
-    out["sc1_fast_per_s"] = _best(sc1_fast, repeat)
-    out["sc1_fast_2threads_per_s"] = _best(
-        lambda: _two_threads(lambda: fast.Verifier(trust), sc1, now), repeat
+    raw_items = ed25519_items(sc1, device)
+    out.update(
+        _race(
+            {
+                "sc1_fast_per_s": lambda: _batched(fast.Verifier(trust), sc1, now),
+                "ed25519_raw_per_s": lambda: fast.raw_ed25519_verify(raw_items),
+                "sc1_fast_2threads_per_s": lambda: _two_threads(
+                    lambda: fast.Verifier(trust), sc1, now
+                ),
+                # what two cores give this process right now (the machine is shared)
+                "ed25519_raw_2threads_per_s": lambda: _raw_two_threads(fast, raw_items),
+            },
+            repeat,
+        )
     )
     small = sc1[: max(50, count // 8)]
-    out["sc1_reference_per_s"] = _best(lambda: _batched(ref.Verifier(trust), small, now), repeat)
-    raw_items = ed25519_items(sc1, device)
-    out["ed25519_raw_per_s"] = _best(lambda: fast.raw_ed25519_verify(raw_items), repeat)
-    # what two cores give this process right now (the machine is shared): the ceiling
-    # for threads2_vs_1
-    out["ed25519_raw_2threads_per_s"] = _best(lambda: _raw_two_threads(fast, raw_items), repeat)
-
+    out.update(_race({"sc1_reference_per_s": lambda: _batched(ref.Verifier(trust), small, now)}, 1))
     signer, hc1 = hc1_fixture(count, now)
     hc1_trust = TrustList([signer.trust_key()])
-    out["hc1_fast_per_s"] = _best(
-        lambda: _batched(fast.Verifier(hc1_trust, profile="dcc"), hc1, now), repeat
-    )
     key = cwt_key(signer)
-    out["hc1_cwt_per_s"] = _best(lambda: cwt_pipeline(key, hc1), repeat)
     p256 = p256_items(signer, hc1)
     public = signer.private.public_key()
-    out["p256_raw_per_s"] = _best(lambda: p256_raw(public, p256), repeat)
+    out.update(
+        _race(
+            {
+                "hc1_fast_per_s": lambda: _batched(
+                    fast.Verifier(hc1_trust, profile="dcc"), hc1, now
+                ),
+                "hc1_cwt_per_s": lambda: cwt_pipeline(key, hc1),
+                "p256_raw_per_s": lambda: p256_raw(public, p256),
+            },
+            repeat,
+        )
+    )
     out["sc1_vs_raw"] = round(out["sc1_fast_per_s"] / out["ed25519_raw_per_s"], 3)
     out["threads2_vs_1"] = round(out["sc1_fast_2threads_per_s"] / out["sc1_fast_per_s"], 3)
     out["hc1_vs_cwt"] = round(out["hc1_fast_per_s"] / out["hc1_cwt_per_s"], 3)
