@@ -19,7 +19,7 @@ from fastpath.tokens.trust import TrustKey, TrustList
 _impl: Any = reference
 if not os.environ.get("CONSENTGATE_PUREPYTHON"):
     try:
-        from fastpath import _tokens as _impl  # type: ignore[no-redef]
+        from fastpath import _tokens as _impl
     except ImportError:  # extension not built (CONSENTGATE_NO_EXTENSIONS=1)
         _impl = reference
 

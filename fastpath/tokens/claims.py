@@ -30,7 +30,7 @@ def _key(key: Any) -> str:
 
 
 def _cose_payload(cose: bytes) -> bytes:
-    return cbor.decode(cose, cose_top=True)[2]  # type: ignore[no-any-return]
+    return cbor.decode(cose, cose_top=True)[2]
 
 
 def claims_of(profile: str, payload: bytes) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def claims_of(profile: str, payload: bytes) -> dict[str, Any]:
     """
     claims = cbor.decode(payload)
     if profile != "sc1":
-        return jsonable(claims)  # type: ignore[no-any-return]
+        return jsonable(claims)
     cert = cbor.decode(_cose_payload(claims[codes.CLAIM_SC1_DEVICE_CERT]))
     out: dict[str, Any] = {
         "cti": claims[codes.CLAIM_CTI].hex(),

@@ -64,7 +64,7 @@ def signature_length(key: TrustKey) -> int:
     """Bytes a COSE signature must have for this key: 64 for EdDSA and ES256 (raw r||s,
     RFC 9053 section 2.1), the modulus size for PS256 (RFC 8230 section 2)."""
     if key.alg == "PS256":
-        return (key.public_key.key_size + 7) // 8  # type: ignore[no-any-return]
+        return (key.public_key.key_size + 7) // 8
     return 64
 
 

@@ -88,7 +88,7 @@ class IssuerKey:
     def sign(self, message: bytes) -> bytes:
         """Raw COSE signature: 64 bytes (Ed25519, or ES256 r||s)."""
         if self.alg == "EdDSA":
-            return self.private.sign(message).signature  # type: ignore[no-any-return]
+            return self.private.sign(message).signature
         r, s = decode_dss_signature(self.private.sign(message, ec.ECDSA(hashes.SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
@@ -123,7 +123,7 @@ class DeviceKey:
 
     def sign(self, message: bytes) -> bytes:
         """64-byte Ed25519 signature."""
-        return self.private.sign(message).signature  # type: ignore[no-any-return]
+        return self.private.sign(message).signature
 
 
 def issue_device_cert(
@@ -228,7 +228,7 @@ class HC1Signer:
         if self.alg == "ES256":
             r, s = decode_dss_signature(self.private.sign(message, ec.ECDSA(hashes.SHA256())))
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        return self.private.sign(  # type: ignore[no-any-return]
+        return self.private.sign(
             message,
             padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
             hashes.SHA256(),

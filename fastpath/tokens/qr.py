@@ -28,5 +28,5 @@ def read_qr_texts(image: bytes) -> list[str]:
         picture.load()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise QRImageError(f"not an image: {exc}") from exc
-    found = zxingcpp.read_barcodes(picture, formats=zxingcpp.BarcodeFormat.QRCode)
-    return [barcode.text for barcode in found]
+    found = zxingcpp.read_barcodes(picture)
+    return [b.text for b in found if b.format == zxingcpp.BarcodeFormat.QRCode]

@@ -106,7 +106,7 @@ def _bytes_claim(claims: dict[Any, Any], label: int, limit: int, prefix: str) ->
         raise _Fail("cose", prefix + "claim_missing")
     if type(value) is not bytes or not 1 <= len(value) <= limit:
         raise _Fail("cose", prefix + "claim_type")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _device_key(claims: dict[Any, Any]) -> bytes:
@@ -124,7 +124,7 @@ def _device_key(claims: dict[Any, Any]) -> bytes:
         raise _Fail("cose", CERT_PREFIX + "cnf_invalid")
     if type(x) is not bytes or len(x) != 32:
         raise _Fail("cose", CERT_PREFIX + "cnf_invalid")
-    return x  # type: ignore[no-any-return]
+    return x
 
 
 def _verify_with(sign1: _Sign1, keys: Sequence[TrustKey], prefix: str) -> TrustKey:
@@ -378,7 +378,7 @@ class Verifier:
         state["kid"] = kid.hex()
         if not self.trust.lookup(kid):
             raise _Fail("kid", "kid_unknown")
-        return kid  # type: ignore[no-any-return]
+        return kid
 
     def _kid_and_signature(self, sign1: _Sign1, state: dict[str, Any]) -> TrustKey:
         kid = self._kid(sign1, state)

@@ -26,6 +26,9 @@ class Result:
     stage: str
     reason: str
     kid: str | None
+    _profile: str
+    _payload: bytes | None
+    _claims: dict[str, Any] | None
 
     def __init__(
         self,
@@ -50,10 +53,11 @@ class Result:
     @property
     def claims(self) -> dict[str, Any]:
         """The claims as a JSON-ready dict (see :func:`fastpath.tokens.claims.claims_of`)."""
-        if self._claims is None:
-            value = {} if self._payload is None else claims_of(self._profile, self._payload)
-            object.__setattr__(self, "_claims", value)
-        return self._claims  # type: ignore[return-value]
+        cached = self._claims
+        if cached is None:
+            cached = {} if self._payload is None else claims_of(self._profile, self._payload)
+            object.__setattr__(self, "_claims", cached)
+        return cached
 
     def as_dict(self) -> dict[str, Any]:
         """The JSONL output shape: valid, stage, reason, kid, claims."""
