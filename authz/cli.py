@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from fastpath.cli import app as token_app
+
 app = typer.Typer(
     help="consentgate: consent and authorization for the e-social-security card.",
     no_args_is_help=True,
@@ -19,6 +21,7 @@ admin_app = typer.Typer(help="Platform operator commands.", no_args_is_help=True
 app.add_typer(admin_app, name="admin")
 bench_app = typer.Typer(help="Throughput measurements, printed as JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(token_app, name="token")
 
 
 @app.command()
