@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from authz import audit
 from authz.consents import rfc3339
 from authz.departments import is_active
 from authz.ids import checksum, new_id
 from authz.ledger import text_hash
-from authz.models import AccessRecord, Consent, Department
+from authz.models import AcceptedWithdrawal, AccessRecord, Consent, Department
 from authz.services import Services
 
 # Reasons, most decisive last: when no consent allows the access, the reason reported
@@ -86,8 +87,15 @@ def check_access(
                     Consent.purpose_hash == text_hash(purpose),
                 )
             ).all()
+            withdrawn = set(
+                s.scalars(
+                    select(AcceptedWithdrawal.consent_id).where(
+                        AcceptedWithdrawal.consent_id.in_([c.consent_id for c in candidates])
+                    )
+                )
+            )
         for c in candidates:
-            reason = _evaluate(c, wanted, now)
+            reason = "consent_withdrawn" if c.consent_id in withdrawn else _evaluate(c, wanted, now)
             if reason == "consent_valid":
                 chosen, decision_reason = c, reason
                 break
@@ -95,6 +103,8 @@ def check_access(
                 decision_reason = reason
     allowed = chosen is not None
     access_id = new_id("acc")
+    at_ms = int(time.time() * 1000)
+    consent_id = chosen.consent_id if chosen else None
     with svc.db.session() as s:
         s.add(
             AccessRecord(
@@ -105,9 +115,26 @@ def check_access(
                 pii_categories=list(pii_categories),
                 allowed=allowed,
                 reason=decision_reason,
-                consent_id=chosen.consent_id if chosen else None,
-                at_ms=int(time.time() * 1000),
+                consent_id=consent_id,
+                at_ms=at_ms,
             )
+        )
+        audit.append(
+            s,
+            "access_check",
+            access_id,
+            {
+                "access_id": access_id,
+                "department_id": dept.department_id,
+                "controller": dept.address,
+                "subject": subject,
+                "purpose": purpose,
+                "pii_categories": list(pii_categories),
+                "allowed": allowed,
+                "reason": decision_reason,
+                "consent_id": consent_id,
+                "at_ms": at_ms,
+            },
         )
     anchor = None
     if chosen is not None:

@@ -88,19 +88,17 @@ class Client:
             self._json(self.http.post("/v1/consent-requests", headers=dept["headers"], json=body))
         )
 
-    def grant(self, request: dict[str, Any], key: LocalAccount) -> dict[str, Any]:
-        """Sign the request's typed data with ``key`` and ``POST /v1/consents``."""
-        return dict(
-            self._json(
-                self.http.post(
-                    "/v1/consents",
-                    json={
-                        "request_id": request["request_id"],
-                        "signature": sign_typed(key, request["typed_data"]),
-                    },
-                )
-            )
-        )
+    def grant(
+        self, request: dict[str, Any], key: LocalAccount, wait: str | None = "anchored"
+    ) -> dict[str, Any]:
+        """Sign the request's typed data with ``key`` and ``POST /v1/consents``
+        (``?wait=anchored`` unless ``wait`` is None)."""
+        body = {
+            "request_id": request["request_id"],
+            "signature": sign_typed(key, request["typed_data"]),
+        }
+        params = {"wait": wait} if wait else {}
+        return dict(self._json(self.http.post("/v1/consents", params=params, json=body)))
 
     def check(
         self, dept: dict[str, Any], subject: str, purpose: str, categories: list[str]
@@ -135,18 +133,19 @@ class Client:
         return {"Authorization": f"Bearer {token}"}
 
     def withdraw(
-        self, consent_id: str, key: LocalAccount, session: dict[str, str]
+        self,
+        consent_id: str,
+        key: LocalAccount,
+        session: dict[str, str],
+        wait: str | None = "anchored",
     ) -> dict[str, Any]:
-        """Fetch the Withdrawal typed data (as ``session``), sign it with ``key``, post it."""
-        wtd = self._json(self.http.get(f"/v1/consents/{consent_id}/withdrawal", headers=session))
-        return dict(
-            self._json(
-                self.http.post(
-                    f"/v1/consents/{consent_id}/withdrawal",
-                    json={"signature": sign_typed(key, wtd["typed_data"])},
-                )
-            )
-        )
+        """Fetch the Withdrawal typed data (as ``session``), sign it with ``key``, post it
+        (``?wait=anchored`` unless ``wait`` is None)."""
+        path = f"/v1/consents/{consent_id}/withdrawal"
+        wtd = self._json(self.http.get(path, headers=session))
+        params = {"wait": wait} if wait else {}
+        body = {"signature": sign_typed(key, wtd["typed_data"])}
+        return dict(self._json(self.http.post(path, params=params, json=body)))
 
     def access_log(self, subject: str, session: dict[str, str]) -> list[dict[str, Any]]:
         """``GET /v1/subjects/{subject}/access-log`` entries, newest first."""

@@ -18,23 +18,34 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils import keccak
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from authz import typed_data
+from authz import audit, outbox, typed_data
 from authz.departments import is_active
-from authz.errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound
+from authz.errors import (
+    BadRequest,
+    Conflict,
+    ConsentgateError,
+    Forbidden,
+    InvalidSignature,
+    NotFound,
+)
 from authz.ids import checksum, new_id
 from authz.models import (
+    AcceptedWithdrawal,
     Consent,
     ConsentEvent,
     ConsentRequest,
     Department,
     Guardianship,
+    OutboxItem,
     WithdrawalIntent,
 )
 from authz.services import Services
@@ -220,79 +231,266 @@ def _check_signer(svc: Services, subject: str, signer: str) -> None:
 
 
 @dataclass(frozen=True)
-class Anchored:
-    """Result of a grant or withdrawal anchored on chain."""
+class Accepted:
+    """An accepted grant or withdrawal and where its anchoring stands.
+
+    ``status``: for a grant the anchoring state (``pending``, ``anchored``, ``failed``);
+    for a withdrawal always ``withdrawn`` (effective at once). ``anchor``: the anchoring
+    state for both. ``tx_hash``/``block_number`` once anchored, ``error_code`` once failed.
+    ``seq`` is the outbox sequence number.
+    """
 
     consent_id: str
     status: str
-    tx_hash: str
-    block_number: int
+    anchor: str
+    tx_hash: str | None
+    block_number: int | None
+    seq: int
+    error_code: str | None = None
+    kind: str = "grant"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API body of this result."""
+        body: dict[str, Any] = {
+            "consent_id": self.consent_id,
+            "status": self.status,
+            "anchor": self.anchor,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+        }
+        if self.error_code:
+            body["error_code"] = self.error_code
+        return body
 
 
-def grant(svc: Services, request_id: str, signature: str) -> Anchored:
-    """Verify a citizen's signed Grant and anchor it on chain (one transaction).
+def accepted_from(item: OutboxItem) -> Accepted:
+    """The :class:`Accepted` view of an outbox item as it stands now."""
+    status = item.state if item.kind == "grant" else "withdrawn"
+    return Accepted(
+        item.consent_id,
+        status,
+        item.state,
+        item.tx_hash,
+        item.block_number,
+        item.seq,
+        item.error_code,
+        item.kind,
+    )
 
-    Raises :class:`NotFound` ``request_not_found``; :class:`Conflict` ``duplicate_grant``
-    when the request was already granted (the first grant stays unchanged);
-    :class:`InvalidSignature` (``signature_malformed``, ``signature_bad_v``,
-    ``signature_high_s``, ``signature_expired``, ``wrong_signer``); :class:`Forbidden`
-    ``guardian_required`` / ``department_suspended``.
-    """
+
+def refresh(svc: Services, accepted: Accepted) -> Accepted:
+    """Re-read an accepted item's anchoring state from the outbox."""
+    item = outbox.get(svc.db, accepted.seq)
+    return accepted_from(item) if item is not None else accepted
+
+
+def _duplicate(item: OutboxItem) -> Conflict:
+    current = accepted_from(item).as_dict()
+    if item.kind == "grant":
+        return Conflict(
+            "this consent request was already granted", code="duplicate_grant", **current
+        )
+    return Conflict("the consent is already withdrawn", code="already_withdrawn", **current)
+
+
+def _verify_grant(
+    svc: Services, request_id: str, signature: str, active: dict[str, bool]
+) -> ConsentRequest:
     req = get_request(svc, request_id)
-    with svc.db.sessions() as s:
-        if s.get(Consent, req.consent_id) is not None:
-            raise Conflict(
-                "this consent request was already granted",
-                code="duplicate_grant",
-                consent_id=req.consent_id,
-            )
     if int(req.message["deadline"]) < svc.now():
         raise InvalidSignature(
             "the request's signature deadline has passed", code="signature_expired"
         )
-    td = request_typed_data(svc, req)
-    digest = typed_data.digest(td)
+    digest = bytes.fromhex(req.consent_id[2:])  # the Grant's EIP-712 digest
     signer = typed_data.recover_signer(digest, signature)
     _check_signer(svc, req.subject, signer)
-    if not is_active(svc, req.message["controller"]):
+    controller = req.message["controller"]
+    if controller not in active:
+        active[controller] = is_active(svc, controller)
+    if not active[controller]:
         raise Forbidden("the department is suspended", code="department_suspended")
-    sig = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
-    try:
-        result = svc.ledger.send("grant", _grant_tuple(req.message), sig)
-    except Conflict as exc:
-        raise Conflict(
-            "this consent request was already granted",
-            code="duplicate_grant",
-            consent_id=req.consent_id,
-        ) from exc
-    svc.indexer.sync(result.block_number)
-    return Anchored(req.consent_id, "active", result.tx_hash, result.block_number)
+    return req
 
 
-def _grant_tuple(m: dict[str, Any]) -> tuple[Any, ...]:
-    return (
+def accept_grants(
+    svc: Services, items: Sequence[tuple[str, str]]
+) -> list[Accepted | ConsentgateError]:
+    """Verify citizens' signed Grants and commit the good ones to the outbox at once.
+
+    ``items`` are ``(request_id, signature)`` pairs; the result has one entry per item,
+    in order: an :class:`Accepted` (``pending``) or the error that refused it (see
+    :func:`grant`). All accepted items are committed in one transaction before this
+    returns; each item is accepted or refused on its own.
+    """
+    results: list[Accepted | ConsentgateError | None] = [None] * len(items)
+    active: dict[str, bool] = {}
+    verified: list[tuple[int, ConsentRequest, str]] = []
+    seen: set[str] = set()
+    for pos, (request_id, signature) in enumerate(items):
+        try:
+            req = _verify_grant(svc, request_id, signature, active)
+            if req.consent_id in seen:
+                raise Conflict(
+                    "the same grant appears twice in this batch",
+                    code="duplicate_grant",
+                    consent_id=req.consent_id,
+                )
+            seen.add(req.consent_id)
+            verified.append((pos, req, signature))
+        except ConsentgateError as exc:
+            results[pos] = exc
+    if verified:
+        with svc.db.session() as s:
+            ids = [req.consent_id for _, req, _ in verified]
+            existing = {
+                i.dedupe_key: i
+                for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
+            }
+            legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
+            added: list[tuple[int, OutboxItem]] = []
+            for pos, req, signature in verified:
+                if req.consent_id in existing:
+                    results[pos] = _duplicate(existing[req.consent_id])
+                    continue
+                if req.consent_id in legacy:
+                    results[pos] = Conflict(
+                        "this consent request was already granted",
+                        code="duplicate_grant",
+                        consent_id=req.consent_id,
+                    )
+                    continue
+                sig = signature if signature.startswith("0x") else "0x" + signature
+                item = outbox.enqueue(
+                    s,
+                    "grant",
+                    req.consent_id,
+                    req.consent_id,
+                    req.subject,
+                    {
+                        "message": req.message,
+                        "signature": sig.lower(),
+                        "request_id": req.request_id,
+                    },
+                )
+                audit.append(
+                    s,
+                    "grant",
+                    req.consent_id,
+                    {
+                        "consent_id": req.consent_id,
+                        "subject": req.subject,
+                        "controller": req.message["controller"],
+                        "at_ms": outbox.now_ms(),
+                    },
+                )
+                added.append((pos, item))
+            s.flush()
+            accepted = [(pos, accepted_from(item)) for pos, item in added]
+        for pos, acc in accepted:
+            results[pos] = acc
+        svc.wake_anchoring()
+    return [r for r in results if r is not None]
+
+
+def grant(svc: Services, request_id: str, signature: str) -> Accepted:
+    """Verify a citizen's signed Grant and commit it to the outbox (``pending``).
+
+    The anchoring worker then anchors it (:mod:`authz.anchoring`). Raises
+    :class:`NotFound` ``request_not_found``; :class:`Conflict` ``duplicate_grant`` when
+    the request was already granted (the first grant stays unchanged; the problem carries
+    its ``consent_id`` and state); :class:`InvalidSignature` (``signature_malformed``,
+    ``signature_bad_v``, ``signature_high_s``, ``signature_expired``, ``wrong_signer``);
+    :class:`Forbidden` ``guardian_required`` / ``department_suspended``.
+    """
+    result = accept_grants(svc, [(request_id, signature)])[0]
+    if isinstance(result, ConsentgateError):
+        raise result
+    return result
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    """One consent as the service knows it: anchored (from the chain projection) or
+    accepted and still in the outbox (``anchor`` ``pending``/``failed``).
+
+    ``withdrawn`` is true as soon as a withdrawal is accepted (before it is anchored).
+    """
+
+    consent_id: str
+    subject: str
+    controller: str
+    signer: str | None
+    purpose: str | None
+    pii_categories: list[str]
+    sensitive: bool
+    valid_from: int
+    valid_until: int
+    record_hash: str
+    request_id: str | None
+    anchor: str
+    granted_tx: str | None
+    granted_block: int | None
+    withdrawn: bool
+    withdrawal_anchor: str | None
+
+
+def _view(s: Any, consent_id: str) -> ConsentView | None:
+    row = s.get(Consent, consent_id)
+    w_item = s.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == "w:" + consent_id))
+    accepted_w = s.get(AcceptedWithdrawal, consent_id) is not None
+    w_anchor = (
+        w_item.state if w_item is not None else ("anchored" if row and row.withdrawn else None)
+    )
+    if row is not None:
+        return ConsentView(
+            row.consent_id,
+            row.subject,
+            row.controller,
+            row.signer,
+            row.purpose,
+            list(row.pii_categories),
+            row.sensitive,
+            row.valid_from,
+            row.valid_until,
+            row.record_hash,
+            row.request_id,
+            "anchored",
+            row.granted_tx,
+            row.granted_block,
+            row.withdrawn or accepted_w,
+            w_anchor,
+        )
+    item = s.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == consent_id))
+    if item is None or item.kind != "grant":
+        return None
+    m = item.payload["message"]
+    return ConsentView(
+        consent_id,
         m["subject"],
         m["controller"],
+        None,
         m["purpose"],
         list(m["piCategories"]),
-        m["sensitive"],
-        list(m["thirdParties"]),
-        m["separateConsent"],
+        bool(m["sensitive"]),
         int(m["validFrom"]),
         int(m["validUntil"]),
-        bytes.fromhex(m["recordHash"][2:]),
-        int(m["nonce"]),
-        int(m["deadline"]),
+        m["recordHash"],
+        item.payload.get("request_id"),
+        item.state,
+        item.tx_hash,
+        item.block_number,
+        accepted_w,
+        w_anchor,
     )
 
 
-def get_consent(svc: Services, consent_id: str) -> Consent:
-    """Load a consent from the index; raises :class:`NotFound` ``consent_not_found``."""
+def get_consent(svc: Services, consent_id: str) -> ConsentView:
+    """A consent, anchored or still pending; raises :class:`NotFound` ``consent_not_found``."""
     with svc.db.sessions() as s:
-        row = s.get(Consent, consent_id.lower())
-    if row is None:
+        view = _view(s, consent_id.lower())
+    if view is None:
         raise NotFound(f"no consent {consent_id}", code="consent_not_found")
-    return row
+    return view
 
 
 def may_act_for(svc: Services, address: str, subject: str) -> bool:
@@ -300,45 +498,59 @@ def may_act_for(svc: Services, address: str, subject: str) -> bool:
     return address == subject or allowed_signer(svc, subject) == (address, True)
 
 
+def _withdrawable(svc: Services, consent_id: str) -> ConsentView:
+    view = get_consent(svc, consent_id)
+    if view.withdrawn:
+        raise Conflict(
+            "the consent is already withdrawn",
+            code="already_withdrawn",
+            consent_id=view.consent_id,
+            anchor=view.withdrawal_anchor,
+        )
+    if view.anchor == "failed":
+        raise Conflict(
+            "the grant was refused by the chain; there is nothing to withdraw",
+            code="grant_failed",
+            consent_id=view.consent_id,
+        )
+    return view
+
+
 def withdrawal_typed_data(svc: Services, consent_id: str) -> dict[str, Any]:
     """A fresh Withdrawal for the consent (new nonce, deadline in 24 h), remembered.
 
-    Raises :class:`NotFound` ``consent_not_found``, :class:`Conflict` ``already_withdrawn``.
+    Raises :class:`NotFound` ``consent_not_found``, :class:`Conflict` ``already_withdrawn``
+    / ``grant_failed``.
     """
-    consent = get_consent(svc, consent_id)
-    if consent.withdrawn:
-        raise Conflict("the consent is already withdrawn", code="already_withdrawn")
+    view = _withdrawable(svc, consent_id)
     deadline = svc.now() + WITHDRAWAL_TTL_S
     message = {
-        "consentId": consent.consent_id,
-        "subject": consent.subject,
+        "consentId": view.consent_id,
+        "subject": view.subject,
         "nonce": fresh_nonce(),
         "deadline": str(deadline),
     }
     with svc.db.session() as s:
-        s.add(WithdrawalIntent(consent_id=consent.consent_id, message=message, deadline=deadline))
+        s.add(WithdrawalIntent(consent_id=view.consent_id, message=message, deadline=deadline))
     return typed_data.withdrawal_typed_data(svc.ledger.chain_id, svc.ledger.address, message)
 
 
-def withdraw(svc: Services, consent_id: str, signature: str) -> Anchored:
-    """Verify a signed Withdrawal against the offered ones and anchor it.
+def withdraw(svc: Services, consent_id: str, signature: str) -> Accepted:
+    """Verify a signed Withdrawal against the offered ones and commit it.
 
-    The index marks the consent withdrawn before this returns, so every later access
-    check is denied (fail closed). Raises :class:`NotFound`, :class:`Conflict`
-    ``already_withdrawn``, :class:`InvalidSignature` (``no_withdrawal_offered``,
-    ``signature_*``, ``wrong_signer``), :class:`Forbidden` ``guardian_required``.
+    Effective at once: the withdrawal is recorded (and every later access check denied,
+    fail closed) in the same transaction that puts it in the outbox for anchoring.
+    Raises :class:`NotFound`, :class:`Conflict` ``already_withdrawn`` / ``grant_failed``,
+    :class:`InvalidSignature` (``no_withdrawal_offered``, ``signature_*``,
+    ``wrong_signer``), :class:`Forbidden` ``guardian_required``.
     """
-    consent = get_consent(svc, consent_id)
-    if consent.withdrawn:
-        raise Conflict("the consent is already withdrawn", code="already_withdrawn")
+    view = _withdrawable(svc, consent_id)
     typed_data.parse_signature(signature)
     now = svc.now()
     with svc.db.sessions() as s:
         intents = s.scalars(
             select(WithdrawalIntent)
-            .where(
-                WithdrawalIntent.consent_id == consent.consent_id, WithdrawalIntent.deadline >= now
-            )
+            .where(WithdrawalIntent.consent_id == view.consent_id, WithdrawalIntent.deadline >= now)
             .order_by(WithdrawalIntent.id.desc())
             .limit(32)
         ).all()
@@ -347,7 +559,7 @@ def withdraw(svc: Services, consent_id: str, signature: str) -> Anchored:
             "no live withdrawal was offered for this consent; GET the withdrawal typed data first",
             code="no_withdrawal_offered",
         )
-    expected, _ = allowed_signer(svc, consent.subject)
+    expected, _ = allowed_signer(svc, view.subject)
     chosen = None
     signers = set()
     for intent in intents:
@@ -360,57 +572,115 @@ def withdraw(svc: Services, consent_id: str, signature: str) -> Anchored:
             chosen = intent
             break
     if chosen is None:
-        signer = consent.subject if consent.subject in signers else next(iter(signers))
-        _check_signer(svc, consent.subject, signer)
+        signer = view.subject if view.subject in signers else next(iter(signers))
+        _check_signer(svc, view.subject, signer)
         raise InvalidSignature(
             "signature does not match an offered withdrawal", code="wrong_signer"
         )
-    m = chosen.message
-    sig = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
-    args = (bytes.fromhex(m["consentId"][2:]), m["subject"], int(m["nonce"]), int(m["deadline"]))
-    result = svc.ledger.send("withdraw", args, sig)
-    svc.indexer.sync(result.block_number)
-    return Anchored(consent.consent_id, "withdrawn", result.tx_hash, result.block_number)
+    sig = signature if signature.startswith("0x") else "0x" + signature
+    try:
+        with svc.db.session() as s:
+            item = outbox.enqueue(
+                s,
+                "withdrawal",
+                "w:" + view.consent_id,
+                view.consent_id,
+                view.subject,
+                {"message": chosen.message, "signature": sig.lower()},
+            )
+            s.flush()
+            s.add(
+                AcceptedWithdrawal(
+                    consent_id=view.consent_id,
+                    signer=expected,
+                    accepted_ms=outbox.now_ms(),
+                    outbox_seq=item.seq,
+                )
+            )
+            audit.append(
+                s,
+                "withdrawal",
+                view.consent_id,
+                {
+                    "consent_id": view.consent_id,
+                    "subject": view.subject,
+                    "controller": view.controller,
+                    "signer": expected,
+                    "at_ms": outbox.now_ms(),
+                },
+            )
+            s.flush()
+            accepted = accepted_from(item)
+    except IntegrityError:
+        raise Conflict(
+            "the consent is already withdrawn", code="already_withdrawn", consent_id=view.consent_id
+        ) from None
+    svc.wake_anchoring()
+    return accepted
 
 
-def consent_status(consent: Consent, now: int) -> str:
-    """``withdrawn``, ``expired``, ``not_yet_valid`` or ``active`` at ``now``."""
-    if consent.withdrawn:
+def consent_status(view: ConsentView, now: int) -> str:
+    """``withdrawn``, ``pending``, ``failed``, ``expired``, ``not_yet_valid`` or ``active``."""
+    if view.withdrawn:
         return "withdrawn"
-    if now > consent.valid_until:
+    if view.anchor in ("pending", "failed"):
+        return view.anchor
+    if now > view.valid_until:
         return "expired"
-    if now < consent.valid_from:
+    if now < view.valid_from:
         return "not_yet_valid"
     return "active"
 
 
-def consent_record(svc: Services, consent: Consent) -> dict[str, Any]:
-    """The consent record (ISO/IEC TS 27560 field names), status and event history."""
+def consent_record(svc: Services, view: ConsentView) -> dict[str, Any]:
+    """The consent record (ISO/IEC TS 27560 field names), status and event history.
+
+    Events: ``given`` / ``withdrawn`` with ``tx_hash`` and ``block_number`` once anchored
+    (``anchor`` says ``pending`` before), and ``expired`` after ``valid_until``.
+    """
     with svc.db.sessions() as s:
-        req = s.get(ConsentRequest, consent.request_id) if consent.request_id else None
+        req = s.get(ConsentRequest, view.request_id) if view.request_id else None
         events = s.scalars(
             select(ConsentEvent)
-            .where(ConsentEvent.consent_id == consent.consent_id)
+            .where(ConsentEvent.consent_id == view.consent_id)
             .order_by(ConsentEvent.block_number, ConsentEvent.log_index)
         ).all()
+        pending = s.scalars(
+            select(OutboxItem)
+            .where(OutboxItem.consent_id == view.consent_id, OutboxItem.state != "anchored")
+            .order_by(OutboxItem.seq)
+        ).all()
     record: dict[str, Any] = dict(req.record) if req is not None else {}
-    now = svc.now()
-    status = consent_status(consent, now)
-    history = [
+    status = consent_status(view, svc.now())
+    history: list[dict[str, Any]] = [
         {
             "event": e.event,
             "time": rfc3339(e.block_time),
+            "anchor": "anchored",
             "tx_hash": e.tx_hash,
             "block_number": e.block_number,
             "signer": e.signer,
         }
         for e in events
     ]
+    history += [
+        {
+            "event": "given" if p.kind == "grant" else "withdrawn",
+            "time": rfc3339(p.created_ms // 1000),
+            "anchor": p.state,
+            "tx_hash": None,
+            "block_number": None,
+            "signer": None,
+            "error_code": p.error_code,
+        }
+        for p in pending
+    ]
     if status == "expired":
         history.append(
             {
                 "event": "expired",
-                "time": rfc3339(consent.valid_until),
+                "time": rfc3339(view.valid_until),
+                "anchor": None,
                 "tx_hash": None,
                 "block_number": None,
                 "signer": None,
@@ -419,26 +689,27 @@ def consent_record(svc: Services, consent: Consent) -> dict[str, Any]:
     record.update(
         {
             "schema_version": SCHEMA_VERSION,
-            "record_id": consent.consent_id,
-            "consent_id": consent.consent_id,
-            "pii_principal_id": consent.subject,
-            "signer": consent.signer,
-            "signed_by_guardian": consent.signer != consent.subject,
-            "purposes": [consent.purpose] if consent.purpose else [],
-            "pii_categories": consent.pii_categories,
-            "sensitive": consent.sensitive,
-            "valid_from": rfc3339(consent.valid_from),
-            "valid_until": rfc3339(consent.valid_until),
-            "record_hash": consent.record_hash,
+            "record_id": view.consent_id,
+            "consent_id": view.consent_id,
+            "pii_principal_id": view.subject,
+            "signer": view.signer,
+            "signed_by_guardian": view.signer is not None and view.signer != view.subject,
+            "purposes": [view.purpose] if view.purpose else [],
+            "pii_categories": view.pii_categories,
+            "sensitive": view.sensitive,
+            "valid_from": rfc3339(view.valid_from),
+            "valid_until": rfc3339(view.valid_until),
+            "record_hash": view.record_hash,
             "withdrawal_method": "EIP-712 Withdrawal signed by the PII principal: "
-            f"GET then POST /v1/consents/{consent.consent_id}/withdrawal",
+            f"GET then POST /v1/consents/{view.consent_id}/withdrawal",
             "consent_status": status,
             "status": status,
             "anchor": {
+                "state": view.anchor,
                 "chain_id": svc.ledger.chain_id,
                 "registry": svc.ledger.address,
-                "tx_hash": consent.granted_tx,
-                "block_number": consent.granted_block,
+                "tx_hash": view.granted_tx,
+                "block_number": view.granted_block,
             },
             "events": history,
         }
@@ -449,15 +720,28 @@ def consent_record(svc: Services, consent: Consent) -> dict[str, Any]:
 
 
 def consents_of(svc: Services, subject: str) -> list[dict[str, Any]]:
-    """Every consent of a PII principal, newest first, as consent records."""
+    """Every consent of a PII principal (pending ones first, then newest anchored), as
+    consent records."""
     with svc.db.sessions() as s:
-        rows = s.scalars(
-            select(Consent).where(Consent.subject == subject).order_by(Consent.granted_block.desc())
-        ).all()
-    return [consent_record(svc, c) for c in rows]
-
-
-def department_of(svc: Services, consent: Consent) -> Department | None:
-    """The registered department that is the consent's controller (None if unknown)."""
-    with svc.db.sessions() as s:
-        return s.scalar(select(Department).where(Department.address == consent.controller))
+        anchored = list(
+            s.scalars(
+                select(Consent.consent_id)
+                .where(Consent.subject == subject)
+                .order_by(Consent.granted_block.desc())
+            )
+        )
+        queued = [
+            cid
+            for cid in s.scalars(
+                select(OutboxItem.consent_id)
+                .where(
+                    OutboxItem.subject == subject,
+                    OutboxItem.kind == "grant",
+                    OutboxItem.state != "anchored",
+                )
+                .order_by(OutboxItem.seq.desc())
+            )
+            if cid not in anchored
+        ]
+        views = [v for v in (_view(s, cid) for cid in queued + anchored) if v is not None]
+    return [consent_record(svc, v) for v in views]

@@ -61,6 +61,35 @@ REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {
 }
 
 
+def grant_args(message: dict[str, Any]) -> tuple[Any, ...]:
+    """The registry's ``Grant`` struct (as a tuple) from a Grant typed-data message."""
+    m = message
+    return (
+        m["subject"],
+        m["controller"],
+        m["purpose"],
+        list(m["piCategories"]),
+        m["sensitive"],
+        list(m["thirdParties"]),
+        m["separateConsent"],
+        int(m["validFrom"]),
+        int(m["validUntil"]),
+        bytes.fromhex(m["recordHash"][2:]),
+        int(m["nonce"]),
+        int(m["deadline"]),
+    )
+
+
+def withdrawal_args(message: dict[str, Any]) -> tuple[Any, ...]:
+    """The registry's ``Withdrawal`` struct (as a tuple) from a Withdrawal message."""
+    return (
+        bytes.fromhex(message["consentId"][2:]),
+        message["subject"],
+        int(message["nonce"]),
+        int(message["deadline"]),
+    )
+
+
 def text_hash(value: str) -> str:
     """``keccak256(utf8(value))`` as 0x hex: how EIP-712 hashes a ``string`` field."""
     return "0x" + keccak(text=value).hex()

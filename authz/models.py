@@ -150,6 +150,65 @@ class CitizenSession(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class OutboxItem(Base):
+    """Durable outbox: an accepted grant or withdrawal waiting to be anchored. Source table.
+
+    ``state`` is ``pending`` until the anchoring worker has the item on chain
+    (``anchored``, with ``tx_hash``/``block_number``/``batch_id``) or the chain refused it
+    (``failed``, with the decoded ``error_code``). ``dedupe_key`` makes a resubmission of
+    the same signed item find the first one instead of adding another.
+    """
+
+    __tablename__ = "outbox"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(12))  # grant | withdrawal
+    dedupe_key: Mapped[str] = mapped_column(String(80), unique=True)
+    consent_id: Mapped[str] = mapped_column(String(66), index=True)
+    subject: Mapped[str] = mapped_column(String(42), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)  # {"message": {...}, "signature": "0x.."}
+    state: Mapped[str] = mapped_column(String(12), index=True, default="pending")
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    anchored_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AcceptedWithdrawal(Base):
+    """A withdrawal the service accepted: effective in checks at once, before anchoring.
+
+    Source table (a withdrawal's signature is the citizen's act; the chain confirms it
+    later), so ``reindex`` keeps it and checks stay fail-closed.
+    """
+
+    __tablename__ = "withdrawals"
+    consent_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    signer: Mapped[str] = mapped_column(String(42))
+    accepted_ms: Mapped[int] = mapped_column(BigInteger)
+    outbox_seq: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEvent(Base):
+    """The audit log: every access check and every accepted grant/withdrawal. Source table.
+
+    ``event`` is the JSON document whose canonical form is hashed into ``event_hash``
+    (keccak-256, see docs/anchoring.md); ``leaf_index``/``batch_id`` are set when the
+    event is appended to the anchored audit tree.
+    """
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(66), index=True)  # access_id or consent_id
+    event: Mapped[dict] = mapped_column(JSON)
+    event_hash: Mapped[str] = mapped_column(String(66))
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class Meta(Base):
     """Key/value facts about the index (deployment addresses, indexer cursor)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from authz.db import Database
 from authz.indexer import Indexer
@@ -28,13 +29,32 @@ class Services:
     indexer: Indexer
     registrar_token: str = ""
     clock: object = field(default=time.time)
+    anchor_worker: Any = None
+
+    def wake_anchoring(self) -> None:
+        """Tell the anchoring worker (if this process runs one) that items were enqueued."""
+        if self.anchor_worker is not None:
+            self.anchor_worker.wake()
+
+    def start_anchoring(self) -> Any:
+        """Start this process's anchoring worker (see :mod:`authz.anchoring`); returns it."""
+        if self.anchor_worker is None:
+            from authz.anchoring import AnchorWorker
+
+            self.anchor_worker = AnchorWorker(self)
+            self.anchor_worker.start()
+        return self.anchor_worker
 
     def now(self) -> int:
         """Current Unix time, whole seconds."""
         return int(self.clock())  # type: ignore[operator]
 
     def close(self) -> None:
-        """Release the database and the chain (the embedded chain flushes to disk)."""
+        """Stop the worker, release the database and the chain (the embedded chain
+        flushes to disk)."""
+        if self.anchor_worker is not None:
+            self.anchor_worker.stop()
+            self.anchor_worker = None
         self.db.close()
         self.chain.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
     - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
     - ``CONSENTGATE_REGISTRY_ADDRESS``: use this deployed registry instead of deploying one.
+    - ``CONSENTGATE_ANCHOR_MODE``: ``direct`` (a registry record per consent, sent in
+      batch calls) or ``batched`` (Merkle commitments; docs/anchoring.md).
+    - ``CONSENTGATE_BATCH_MAX``: most outbox items per anchoring batch (default 256).
+    - ``CONSENTGATE_BATCH_WAIT_MS``: longest an accepted item waits for a fuller batch
+      (milliseconds, default 50).
+    - ``CONSENTGATE_WAIT_TIMEOUT_S``: how long ``?wait=anchored`` blocks at most.
     - ``CONSENTGATE_REQUEST_TTL_S``: how long a consent request's signature deadline
       runs (seconds, default 7 days).
     - ``CONSENTGATE_REGISTRAR_TOKEN``: bearer token of the platform registrar; when unset
@@ -45,12 +52,16 @@ class Settings(BaseSettings):
     chain_url: str = ""
     relayer_key: str = ""
     registry_address: str = ""
+    anchor_mode: Literal["direct", "batched"] = "direct"
+    batch_max: int = Field(default=256, ge=1, le=100_000)
+    batch_wait_ms: int = Field(default=50, ge=0, le=600_000)
+    wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
     request_ttl_s: int = 7 * 24 * 3600
     registrar_token: str = ""
     public_url: str = ""
     database_url: str = ""
     pseudonym_secret: str = ""
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
     siwe_ttl_s: int = 3600
     env: str = "development"
 

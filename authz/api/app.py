@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             return
         svc = open_services(settings or get_settings())
+        svc.start_anchoring()
         app.state.services = svc
         try:
             yield

@@ -47,12 +47,24 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def problem_body(exc: ConsentgateError) -> dict[str, Any]:
+    """The problem-details document of a service error (for per-item batch results)."""
+    return {
+        "type": PROBLEM_TYPE_PREFIX + exc.code,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "code": exc.code,
+        **exc.extra,
+    }
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every error into problem details."""
 
     @app.exception_handler(ConsentgateError)
     async def _domain(_: Request, exc: ConsentgateError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return JSONResponse(problem_body(exc), status_code=exc.status, media_type=PROBLEM_JSON)
 
     @app.exception_handler(ChainUnavailable)
     async def _chain_down(_: Request, exc: ChainUnavailable) -> JSONResponse:

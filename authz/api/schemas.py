@@ -125,10 +125,32 @@ class GrantCreate(Strict):
 
 class AnchoredResult(BaseModel):
     consent_id: str
-    status: str
-    anchor: str = Field(default="anchored", description="'anchored' once on chain")
-    tx_hash: str
-    block_number: int
+    status: str = Field(description="grant: pending | anchored | failed; withdrawal: withdrawn")
+    anchor: str = Field(description="pending | anchored | failed")
+    tx_hash: str | None
+    block_number: int | None
+    error_code: str | None = None
+
+
+class GrantBatchCreate(Strict):
+    items: list[GrantCreate] = Field(min_length=1, max_length=1000)
+
+
+class GrantBatchItemResult(BaseModel):
+    accepted: bool
+    consent_id: str | None = None
+    status: str | None = None
+    anchor: str | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    error_code: str | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None, description="RFC 9457 problem details when the item was refused"
+    )
+
+
+class GrantBatchResult(BaseModel):
+    results: list[GrantBatchItemResult]
 
 
 class WithdrawalTypedData(BaseModel):

@@ -70,9 +70,9 @@ class Env:
         assert resp.status_code == 201, resp.text
         return resp.json()
 
-    def grant(self, req: dict[str, Any], key: Any) -> Any:
+    def grant(self, req: dict[str, Any], key: Any, wait: str = "anchored") -> Any:
         return self.client.post(
-            "/v1/consents",
+            f"/v1/consents?wait={wait}",
             json={"request_id": req["request_id"], "signature": sign_typed(key, req["typed_data"])},
         )
 
@@ -99,7 +99,7 @@ class Env:
         wtd = self.client.get(f"/v1/consents/{consent_id}/withdrawal", headers=headers)
         assert wtd.status_code == 200, wtd.text
         return self.client.post(
-            f"/v1/consents/{consent_id}/withdrawal",
+            f"/v1/consents/{consent_id}/withdrawal?wait=anchored",
             json={"signature": sign_typed(signer or key, wtd.json()["typed_data"])},
         )
 
@@ -108,6 +108,7 @@ def open_env(data_dir: Path) -> Env:
     clock = Clock()
     svc = open_services(Settings(data_dir=data_dir, public_url=BASE_URL))
     svc.clock = clock
+    svc.start_anchoring()
     client = TestClient(create_app(services=svc), raise_server_exceptions=False)
     return Env(svc, client, clock)
 

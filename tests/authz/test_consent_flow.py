@@ -22,7 +22,7 @@ def test_grant_check_withdraw_check(env: Env) -> None:
     assert resp.status_code == 201, resp.text
     grant = resp.json()
     assert grant["consent_id"] == req["consent_id"]
-    assert grant["status"] == "active"
+    assert (grant["status"], grant["anchor"]) == ("anchored", "anchored")
     receipt = env.svc.chain.w3.eth.get_transaction_receipt(grant["tx_hash"])
     assert receipt["blockNumber"] == grant["block_number"] and receipt["status"] == 1
 
@@ -243,7 +243,13 @@ def test_bad_input_is_problem_details_and_changes_nothing(env: Env) -> None:
             422,
             "validation_error",
         ),
-        ("/v1/consents", {}, b'{"request_id": "' + b"a" * 100_000 + b'"}', 413, "body_too_large"),
+        (
+            "/v1/consents",
+            {},
+            b'{"request_id": "' + b"a" * env.svc.settings.max_body_bytes + b'"}',
+            413,
+            "body_too_large",
+        ),
         (
             "/v1/consents",
             {},
@@ -351,7 +357,7 @@ def test_chain_refusals_map_to_stable_codes(env: Env) -> None:
     """The registry enforces the same rules on its own; its custom errors become codes."""
     import pytest
 
-    from authz.consents import _grant_tuple
+    from authz.ledger import grant_args as _grant_tuple
     from authz.errors import BadRequest, Conflict
 
     dept, citizen = env.department(), Account.create()

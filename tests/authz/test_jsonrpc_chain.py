@@ -23,6 +23,7 @@ def test_flow_and_reindex_on_anvil(anvil: AnvilProcess, tmp_path: Path) -> None:
         data_dir=tmp_path, chain_url=anvil.url, relayer_key=anvil.relayer_key, public_url=BASE_URL
     )
     svc = open_services(settings)
+    svc.start_anchoring()
     try:
         assert svc.chain.kind == "jsonrpc"
         api = Client(BASE_URL, http=TestClient(create_app(services=svc)))

@@ -17,6 +17,7 @@ routers = [
     guardianships.router,
     consent_requests.router,
     consents.router,
+    consents.batch_router,
     access_checks.router,
     auth.router,
     subjects.router,

@@ -1,0 +1,224 @@
+"""The anchoring worker: drains the outbox onto the chain.
+
+One background thread per service process; only the holder of the anchoring lease
+(:class:`authz.outbox.Lease`) sends transactions. A batch is taken when
+``CONSENTGATE_BATCH_MAX`` items are pending or the oldest has waited
+``CONSENTGATE_BATCH_WAIT_MS``.
+
+``direct`` mode sends grants with ``ConsentRegistry.grantBatch`` and withdrawals with
+``withdrawBatch`` (at most :data:`DIRECT_CHUNK` per transaction: a grant costs ~200k gas
+and a block holds 30M). Exactly once: before sending, the worker catches the index up
+with the chain and marks anchored every item whose event is already there (a crash after
+the transaction but before the outbox update); the registry itself refuses a second
+grant of the same consent. One bad item does not sink the batch: when the batch
+reverts, each item is simulated (``eth_call``), the refused ones are marked ``failed``
+with the decoded reason and the rest are sent again.
+
+If the chain cannot be reached, items stay ``pending`` and the worker retries with
+exponential backoff (capped at 5 s); acceptance and checks keep working meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from authz import outbox
+from authz.errors import ConsentgateError
+from authz.ledger import grant_args, withdrawal_args
+from authz.models import Consent, ConsentEvent, OutboxItem
+from authz.services import Services
+from chain_node import ChainError, ChainUnavailable, TxResult
+
+log = logging.getLogger("consentgate.anchoring")
+
+DIRECT_CHUNK = 64
+MAX_BACKOFF_S = 5.0
+
+
+def _sig(item: OutboxItem) -> bytes:
+    text = item.payload["signature"]
+    return bytes.fromhex(text[2:] if text.startswith("0x") else text)
+
+
+class AnchorWorker:
+    """Drains the outbox; :meth:`run_once` does one batch (tests call it directly)."""
+
+    def __init__(self, svc: Services, waiters: outbox.Waiters | None = None) -> None:
+        self.svc = svc
+        self.mode = svc.settings.anchor_mode
+        self.batch_max = svc.settings.batch_max
+        self.batch_wait_ms = svc.settings.batch_wait_ms
+        self.waiters = waiters or outbox.Waiters(svc.db)
+        self.lease = outbox.Lease(svc.db, owner=f"worker-{secrets.token_hex(6)}")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    # -- thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="anchor-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """Stop the thread after its current batch and release the lease."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.lease.release()
+
+    def wake(self) -> None:
+        """Tell the worker that items were enqueued."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                if not self.lease.acquire():
+                    self._sleep(1.0)
+                    continue
+                done = self.run_once(force=False)
+                backoff = 0.0
+                self.last_error = None
+                if done == 0:
+                    self._sleep(self._idle_wait_s())
+            except ChainUnavailable as exc:
+                backoff = min(MAX_BACKOFF_S, max(0.1, backoff * 2))
+                self.last_error = f"chain unavailable: {exc}"
+                log.warning("anchoring paused, chain unavailable; retry in %.1fs", backoff)
+                self._sleep(backoff)
+            except Exception as exc:  # never let the worker die; the outbox keeps the work
+                backoff = min(MAX_BACKOFF_S, max(0.1, backoff * 2))
+                self.last_error = repr(exc)
+                log.exception("anchoring batch failed; retry in %.1fs", backoff)
+                self._sleep(backoff)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _idle_wait_s(self) -> float:
+        oldest = outbox.oldest_pending_ms(self.svc.db)
+        if oldest is None:
+            return 1.0
+        return max(0.0, (oldest + self.batch_wait_ms - outbox.now_ms()) / 1000)
+
+    # -- one batch ------------------------------------------------------------------------
+    def run_once(self, force: bool = True) -> int:
+        """Anchor one batch of pending items; returns how many were taken (0: none).
+
+        With ``force`` False, waits (returns 0) while fewer than ``batch_max`` items are
+        pending and the oldest is younger than ``batch_wait_ms``.
+        """
+        items = outbox.pending(self.svc.db, self.batch_max)
+        if not items:
+            return 0
+        if (
+            not force
+            and len(items) < self.batch_max
+            and outbox.now_ms() - items[0].created_ms < self.batch_wait_ms
+        ):
+            return 0
+        grants = [i for i in items if i.kind == "grant"]
+        withdrawals = [i for i in items if i.kind == "withdrawal"]
+        for start in range(0, len(grants), DIRECT_CHUNK):
+            self._direct(
+                grants[start : start + DIRECT_CHUNK],
+                "grantBatch",
+                "grant",
+                lambda i: grant_args(i.payload["message"]),
+            )
+        for start in range(0, len(withdrawals), DIRECT_CHUNK):
+            self._direct(
+                withdrawals[start : start + DIRECT_CHUNK],
+                "withdrawBatch",
+                "withdraw",
+                lambda i: withdrawal_args(i.payload["message"]),
+            )
+        self.waiters.notify()
+        return len(items)
+
+    def _already_on_chain(self, items: Sequence[OutboxItem]) -> dict[int, tuple[str, int]]:
+        """Items whose grant/withdrawal event is already indexed: seq -> (tx, block)."""
+        self.svc.indexer.sync()
+        found: dict[int, tuple[str, int]] = {}
+        with self.svc.db.sessions() as s:
+            for item in items:
+                kind = "given" if item.kind == "grant" else "withdrawn"
+                ev = s.scalar(
+                    select(ConsentEvent).where(
+                        ConsentEvent.consent_id == item.consent_id, ConsentEvent.event == kind
+                    )
+                )
+                if ev is not None:
+                    found[item.seq] = (ev.tx_hash, ev.block_number)
+                elif item.kind == "grant" and s.get(Consent, item.consent_id) is not None:
+                    c = s.get(Consent, item.consent_id)
+                    assert c is not None
+                    found[item.seq] = (c.granted_tx, c.granted_block)
+        return found
+
+    def _direct(
+        self,
+        items: list[OutboxItem],
+        batch_fn: str,
+        single_fn: str,
+        args: Callable[[OutboxItem], tuple[Any, ...]],
+    ) -> None:
+        on_chain = self._already_on_chain(items)
+        if on_chain:
+            with self.svc.db.session() as s:
+                for seq, (tx, block) in on_chain.items():
+                    outbox.mark_anchored(s, [seq], tx, block)
+        todo = [i for i in items if i.seq not in on_chain]
+        for _attempt in range(3):
+            if not todo:
+                return
+            try:
+                result = self._send_batch(batch_fn, todo, args)
+            except ChainUnavailable:
+                raise
+            except (ConsentgateError, ChainError):
+                todo = self._drop_refused(todo, single_fn, args)
+                continue
+            self.svc.indexer.sync(result.block_number)
+            with self.svc.db.session() as s:
+                outbox.mark_anchored(s, [i.seq for i in todo], result.tx_hash, result.block_number)
+            return
+
+    def _send_batch(
+        self, fn: str, items: list[OutboxItem], args: Callable[[OutboxItem], tuple[Any, ...]]
+    ) -> TxResult:
+        with self.svc.db.session() as s:
+            for item in items:
+                row = s.get(OutboxItem, item.seq)
+                if row is not None:
+                    row.attempts += 1
+        return self.svc.ledger.send(fn, [args(i) for i in items], [_sig(i) for i in items])
+
+    def _drop_refused(
+        self, items: list[OutboxItem], single_fn: str, args: Callable[[OutboxItem], tuple[Any, ...]]
+    ) -> list[OutboxItem]:
+        """Simulate each item alone; mark the refused ones failed; return the rest."""
+        keep = []
+        for item in items:
+            try:
+                self.svc.ledger.call(single_fn, args(item), _sig(item))
+            except ConsentgateError as exc:
+                log.warning("outbox item %s refused by the chain: %s", item.seq, exc.code)
+                with self.svc.db.session() as s:
+                    outbox.mark_failed(s, item.seq, exc.code, exc.detail)
+                continue
+            keep.append(item)
+        return keep

@@ -1,0 +1,201 @@
+"""The durable outbox of accepted grants and withdrawals, and the anchoring lease.
+
+An item is committed here (with its audit event) before the API acknowledges it; the
+anchoring worker (:mod:`authz.anchoring`) drains it. Only the process that holds the
+anchoring *lease* sends anchoring transactions, so two service processes sharing one
+database never anchor the same item twice; the lease is a compare-and-swap on one row
+of the ``meta`` table, which works the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authz.db import Database
+from authz.models import Meta, OutboxItem
+
+LEASE_KEY = "anchor_lease"
+STATES = ("pending", "anchored", "failed")
+
+
+def now_ms() -> int:
+    """Wall-clock Unix time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+def enqueue(
+    s: Session,
+    kind: str,
+    dedupe_key: str,
+    consent_id: str,
+    subject: str,
+    payload: dict[str, Any],
+) -> OutboxItem:
+    """Add a pending item to the session (committed with the caller's transaction).
+
+    The caller checks :func:`find` first; a concurrent duplicate fails the commit with
+    an ``IntegrityError`` on ``dedupe_key``.
+    """
+    item = OutboxItem(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        consent_id=consent_id,
+        subject=subject,
+        payload=payload,
+        state="pending",
+        attempts=0,
+        created_ms=now_ms(),
+    )
+    s.add(item)
+    return item
+
+
+def find(db: Database, dedupe_key: str) -> OutboxItem | None:
+    """The item with this dedupe key, if one was accepted."""
+    with db.sessions() as s:
+        return s.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == dedupe_key))
+
+
+def get(db: Database, seq: int) -> OutboxItem | None:
+    """The item with sequence number ``seq``."""
+    with db.sessions() as s:
+        return s.get(OutboxItem, seq)
+
+
+def pending(db: Database, limit: int) -> list[OutboxItem]:
+    """The oldest ``limit`` pending items, in acceptance order."""
+    with db.sessions() as s:
+        return list(
+            s.scalars(
+                select(OutboxItem)
+                .where(OutboxItem.state == "pending")
+                .order_by(OutboxItem.seq)
+                .limit(limit)
+            ).all()
+        )
+
+
+def oldest_pending_ms(db: Database) -> int | None:
+    """Acceptance time (ms) of the oldest pending item, or None when the outbox is empty."""
+    with db.sessions() as s:
+        return s.scalar(
+            select(OutboxItem.created_ms)
+            .where(OutboxItem.state == "pending")
+            .order_by(OutboxItem.seq)
+            .limit(1)
+        )
+
+
+def mark_anchored(
+    s: Session, seqs: Iterable[int], tx_hash: str, block_number: int, batch_id: int | None = None
+) -> None:
+    """Mark items anchored by ``tx_hash`` (only those still pending: exactly once)."""
+    ids = list(seqs)
+    if ids:
+        s.execute(
+            update(OutboxItem)
+            .where(OutboxItem.seq.in_(ids), OutboxItem.state == "pending")
+            .values(
+                state="anchored",
+                tx_hash=tx_hash,
+                block_number=block_number,
+                batch_id=batch_id,
+                anchored_ms=now_ms(),
+            )
+        )
+
+
+def mark_failed(s: Session, seq: int, code: str, detail: str) -> None:
+    """Mark one item failed with the chain's decoded reason."""
+    s.execute(
+        update(OutboxItem)
+        .where(OutboxItem.seq == seq, OutboxItem.state == "pending")
+        .values(state="failed", error_code=code, error_detail=detail[:2000], anchored_ms=now_ms())
+    )
+
+
+class Lease:
+    """The anchoring lease of one process: ``owner`` holds it until ``ttl_ms`` after the
+    last successful :meth:`acquire` (which also renews)."""
+
+    def __init__(self, db: Database, owner: str, ttl_ms: int = 30_000) -> None:
+        self.db = db
+        self.owner = owner
+        self.ttl_ms = ttl_ms
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False when another live process holds it."""
+        with self.db.session() as s:
+            try:
+                with s.begin_nested():
+                    s.execute(
+                        insert(Meta).values(
+                            key=LEASE_KEY, value=json.dumps({"owner": "", "until_ms": 0})
+                        )
+                    )
+            except IntegrityError:
+                pass
+        with self.db.session() as s:
+            current = s.scalar(select(Meta.value).where(Meta.key == LEASE_KEY))
+            held = json.loads(current) if current else {"owner": "", "until_ms": 0}
+            now = now_ms()
+            if held["owner"] not in ("", self.owner) and held["until_ms"] > now:
+                return False
+            new = json.dumps({"owner": self.owner, "until_ms": now + self.ttl_ms})
+            result = s.execute(
+                update(Meta).where(Meta.key == LEASE_KEY, Meta.value == current).values(value=new)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def release(self) -> None:
+        """Give the lease up (if held) so another process can take over at once."""
+        with self.db.session() as s:
+            current = s.scalar(select(Meta.value).where(Meta.key == LEASE_KEY))
+            if current and json.loads(current)["owner"] == self.owner:
+                s.execute(
+                    update(Meta)
+                    .where(Meta.key == LEASE_KEY, Meta.value == current)
+                    .values(value=json.dumps({"owner": "", "until_ms": 0}))
+                )
+
+
+class Waiters:
+    """Lets request threads wait until outbox items leave ``pending`` (``?wait=anchored``).
+
+    The worker calls :meth:`notify` after each batch; waiters re-read the database, so a
+    batch anchored by another process is seen too (at the poll interval).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cond = threading.Condition()
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, seqs: Sequence[int], timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Block until none of ``seqs`` is pending or ``timeout_s`` passes; True if done."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.db.sessions() as s:
+                left = s.scalar(
+                    select(OutboxItem.seq)
+                    .where(OutboxItem.seq.in_(list(seqs)), OutboxItem.state == "pending")
+                    .limit(1)
+                )
+            if left is None:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._cond:
+                self._cond.wait(min(poll_s, remaining))
