@@ -145,7 +145,7 @@ class Lease:
                 pass
         with self.db.session() as s:
             current = s.scalar(select(Meta.value).where(Meta.key == LEASE_KEY))
-            held = json.loads(current) if current else {"owner": "", "until_ms": 0}
+            held: dict[str, Any] = json.loads(current) if current else {"owner": "", "until_ms": 0}
             now = now_ms()
             if held["owner"] not in ("", self.owner) and held["until_ms"] > now:
                 return False

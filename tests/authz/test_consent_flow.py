@@ -357,8 +357,8 @@ def test_chain_refusals_map_to_stable_codes(env: Env) -> None:
     """The registry enforces the same rules on its own; its custom errors become codes."""
     import pytest
 
-    from authz.ledger import grant_args as _grant_tuple
     from authz.errors import BadRequest, Conflict
+    from authz.ledger import grant_args as _grant_tuple
 
     dept, citizen = env.department(), Account.create()
     req = env.request(dept, citizen.address, pii_categories=["medical_health"])
