@@ -28,10 +28,14 @@ BUILD_JS = CONTRACTS_DIR / "build.js"
 NODE_MODULES = CONTRACTS_DIR / "node_modules"
 
 #: solc settings recorded in every artifact. ``evmVersion`` is explicit so the output does not
-#: follow the compiler's default; cancun runs on py-evm's Prague VM and on anvil.
+#: follow the compiler's default; cancun runs on py-evm's Prague VM and on anvil. ``viaIR``:
+#: the legacy pipeline runs out of stack on the eleven-field ConsentGranted event. ``runs``:
+#: tuned for execution, not deployment: a grant runs ~2,630 EVM instructions at 1,000,000 runs
+#: against ~2,980 at 200 (-12%; py-evm time is proportional to instructions, not gas), for a
+#: runtime of 14.8 kB instead of 10.3 kB (limit 24 kB, EIP-170).
 SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
-    "optimizer": {"enabled": True, "runs": 200},
+    "optimizer": {"enabled": True, "runs": 1_000_000},
     "viaIR": True,
     "metadata": {"bytecodeHash": "ipfs"},
 }

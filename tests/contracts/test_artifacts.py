@@ -42,6 +42,7 @@ def test_artifact_fields() -> None:
     assert constructor[0]["inputs"] == [
         {"internalType": "address", "name": "registrar", "type": "address"}
     ]
+    assert len(artifact.deployed_bytecode) <= 24_576  # EIP-170 runtime size limit
     assert load_artifact("ConsentRegistry") is artifact
 
 

@@ -610,3 +610,23 @@ def test_events_carry_the_consent_fields(registry: Registry) -> None:
         "controller": registry.department,
         "signer": citizen.address,
     }
+
+
+def test_reasons_follow_the_documented_order(registry: Registry) -> None:
+    """checkConsent answers the first failing check: 1, 2, 3, 4, then 5, 6, 7, 8."""
+    citizen = registry.citizen()
+    other = Web3.to_checksum_address(h("other department")[:20])
+    withdrawn, _, _ = registry.signed_grant(citizen)
+    message = registry.withdrawal_message(withdrawn, citizen.address)
+    registry.withdraw(message, registry.sign(citizen, "Withdrawal", message))
+    expiring, _, _ = registry.signed_grant(citizen, validUntil=registry.chain.now() + 100)
+    fine, _, _ = registry.signed_grant(citizen)
+    registry.chain.advance(200)
+    registry.chain.send(registry.contract.functions.suspendDepartment(registry.department))
+
+    assert registry.check(withdrawn, controller=other) == (False, WITHDRAWN)
+    assert registry.check(expiring, purpose=PURPOSES[1]) == (False, EXPIRED)
+    assert registry.check(fine, controller=other, purpose=PURPOSES[1]) == (False, WRONG_CONTROLLER)
+    assert registry.check(fine, purpose=PURPOSES[1], categories=["x"]) == (False, WRONG_PURPOSE)
+    assert registry.check(fine, categories=["x"]) == (False, CATEGORY_NOT_GRANTED)
+    assert registry.check(fine) == (False, CONTROLLER_SUSPENDED)

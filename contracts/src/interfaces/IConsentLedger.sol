@@ -9,7 +9,12 @@ interface IConsentLedger {
     /// @notice The signed terms of a consent (EIP-712 primary type `Grant`).
     /// @dev Type string: Grant(address subject,address controller,string purpose,string[] piCategories,
     /// bool sensitive,string[] thirdParties,bool separateConsent,uint64 validFrom,uint64 validUntil,
-    /// bytes32 recordHash,uint256 nonce,uint256 deadline)
+    /// bytes32 recordHash,uint256 nonce,uint256 deadline).
+    /// subject: the citizen; controller: the department; purpose, piCategories, thirdParties: labels
+    /// (only their keccak256 hashes are stored); validFrom/validUntil: unix seconds, both inclusive;
+    /// recordHash: hash of the full off-chain consent record; nonce: the signer's keyed nonce
+    /// (key << 64 | sequence, see NoncesKeyed); deadline: unix seconds, last second the signature
+    /// may be relayed, never zero.
     struct Grant {
         address subject;
         address controller;
@@ -26,7 +31,8 @@ interface IConsentLedger {
     }
 
     /// @notice A signed withdrawal (EIP-712 primary type `Withdrawal`).
-    /// @dev Type string: Withdrawal(bytes32 consentId,address subject,uint256 nonce,uint256 deadline)
+    /// @dev Type string: Withdrawal(bytes32 consentId,address subject,uint256 nonce,uint256 deadline).
+    /// nonce and deadline as in Grant.
     struct Withdrawal {
         bytes32 consentId;
         address subject;
@@ -35,6 +41,9 @@ interface IConsentLedger {
     }
 
     /// @notice What is kept on chain per consent (fields ordered for storage packing).
+    /// @dev grantedAt: block timestamp of the grant (zero means no such consent); signer: the
+    /// subject or its guardian; withdrawnAt: block timestamp of the withdrawal, zero before;
+    /// purposeHash and piCategoryHashes: keccak256 of the signed strings, in signed order.
     struct ConsentRecord {
         address subject;
         uint64 grantedAt;
