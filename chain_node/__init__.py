@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .abc import ChainBackend, TxResult
-from .errors import ChainError, ChainRevert, ChainUnavailable, decode_revert
+from .errors import ChainError, ChainRevert, ChainTimeout, ChainUnavailable, decode_revert
 
 __all__ = [
     "ChainBackend",
     "ChainError",
     "ChainRevert",
+    "ChainTimeout",
     "ChainUnavailable",
     "TxResult",
     "decode_revert",

@@ -4,6 +4,8 @@ Hierarchy (one root, builtin kinds inherited where they fit)::
 
     ChainError                      code "chain_error"
     ├── ChainRevert                 code "chain_revert"   a transaction or call reverted
+    ├── ChainTimeout                code "chain_timeout"  sent, but no receipt in time
+    │                               (also a TimeoutError)
     └── ChainUnavailable            code "chain_unavailable" (also a ConnectionError)
 
 Revert data formats decoded by :func:`decode_revert`:
@@ -35,6 +37,7 @@ __all__ = [
     "PANIC_SELECTOR",
     "ChainError",
     "ChainRevert",
+    "ChainTimeout",
     "ChainUnavailable",
     "ErrorRegistry",
     "decode_revert",
@@ -52,6 +55,19 @@ class ChainUnavailable(ChainError, ConnectionError):
     """The chain node cannot be reached (connection refused, timeout, closed backend)."""
 
     code = "chain_unavailable"
+
+
+class ChainTimeout(ChainError, TimeoutError):
+    """A transaction was sent but no receipt appeared in time; ``tx_hash`` says which.
+
+    The transaction may still be mined later: look its receipt up before resending.
+    """
+
+    code = "chain_timeout"
+
+    def __init__(self, message: str, tx_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
 
 
 class ChainRevert(ChainError):

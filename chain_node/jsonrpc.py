@@ -6,7 +6,8 @@ signed locally with the relayer key (eth-account) and sent with
 ``eth_sendRawTransaction``; the node never holds the key. The relayer nonce is read once
 from ``eth_getTransactionCount(relayer, "pending")`` and then incremented locally under a
 lock; a send failure drops the cached nonce (the next send resyncs), a nonce error is
-retried once. Receipts are polled every 10 ms.
+retried once. Receipts are polled from 10 ms, backing off to 500 ms (ChainTimeout after
+``receipt_timeout_s``, default 120 s).
 
 Measured against anvil 1.7.1 (auto-mine) on the shared 2-core dev box with
 ``python -m chain_node.bench --anvil``: ``send`` of ``Probe.increment()``, one at a time,
@@ -19,7 +20,7 @@ from typing import Any
 
 import requests
 from web3 import HTTPProvider, Web3
-from web3.exceptions import ProviderConnectionError, TimeExhausted
+from web3.exceptions import ProviderConnectionError
 
 from ._web3 import Web3Backend
 from .errors import ChainError, ChainUnavailable
@@ -30,7 +31,6 @@ _CONNECTION_ERRORS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     ProviderConnectionError,
-    TimeExhausted,
     ConnectionError,
 )
 

@@ -82,3 +82,21 @@ def test_chain_without_base_fee_gets_legacy_transactions(tmp_path: Path) -> None
             assert bytes(code) == bytes.fromhex("602a60005260206000f3")
         finally:
             chain.close()
+
+
+@pytest.mark.anvil
+def test_unmined_transaction_times_out_with_its_hash(tmp_path: Path, probe_artifact: Any) -> None:
+    from chain_node import ChainTimeout
+    from chain_node.anvil import start_anvil
+
+    with start_anvil(extra_args=["--no-mining"]) as node:
+        chain = open_chain(tmp_path, url=node.url, relayer_key=node.relayer_key)
+        try:
+            chain.receipt_timeout_s = 0.3  # type: ignore[attr-defined]
+            with pytest.raises(ChainTimeout) as info:
+                chain.deploy(probe_artifact.abi, probe_artifact.bytecode, 1)
+            assert isinstance(info.value, TimeoutError)
+            pending = chain.w3.eth.get_transaction(info.value.tx_hash)  # type: ignore[arg-type]
+            assert pending["blockNumber"] is None  # sent, still waiting in the pool
+        finally:
+            chain.close()
