@@ -291,6 +291,7 @@ def _load_or_create_key(path: Path, given: str) -> str:
             )
         return stored
     key = given or "0x" + secrets.token_hex(32)
+    Account.from_key(key)  # ValueError before anything is written for a malformed key
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
@@ -318,12 +319,17 @@ class EmbeddedChain(Web3Backend):
         except BlockingIOError as exc:
             os.close(self._lock_fd)
             raise ChainError(f"chain data dir {self.path} is in use by another process") from exc
+        store: SqliteKV | None = None
         try:
             key = _load_or_create_key(self.path / "relayer.key", relayer_key)
-            self._store = SqliteKV(self.path / "chain.sqlite", synchronous=synchronous)
+            store = self._store = SqliteKV(self.path / "chain.sqlite", synchronous=synchronous)
             chain = self._open_chain(key)
-        except BaseException:
+        except BaseException as exc:
+            if store is not None:
+                store.close()
             os.close(self._lock_fd)
+            if isinstance(exc, ValueError):  # unreadable key file or relayer_key
+                raise ChainError(f"bad relayer key for {self.path}: {exc}") from exc
             raise
         errors = ErrorRegistry()
         self._backend = _DurablePyEVMBackend(chain, self._store, errors)
@@ -373,7 +379,7 @@ class EmbeddedChain(Web3Backend):
     def block_number(self) -> int:
         with self._lock:
             self._check_open()
-            return int(self.tester.get_block_by_number("latest")["number"])
+            return int(self._backend.chain.get_canonical_head().block_number)
 
     def time_travel(self, seconds: int) -> None:
         if seconds < 0:

@@ -181,3 +181,12 @@ def test_failed_commit_stops_the_chain_and_reopen_resumes(
         assert again.send(probe.functions.increment()).block_number == head + 1
     finally:
         again.close()
+
+
+def test_bad_relayer_key_is_a_chain_error_and_releases_the_dir(tmp_path: Path) -> None:
+    with pytest.raises(ChainError, match="bad relayer key"):
+        open_embedded(tmp_path, relayer_key="0x1234")
+    assert not (tmp_path / "chain" / "relayer.key").exists()  # nothing stored
+    chain = open_embedded(tmp_path)  # the failed open released the lock
+    assert chain.block_number() == 0
+    chain.close()
