@@ -17,6 +17,13 @@ SIGKILL and power loss, and a block is on disk entirely or not at all. On start 
 opens from the stored canonical head (same block hashes, state, nonces) instead of
 genesis.
 
+Visibility: the commit happens inside the chain lock, before any reader can take it, so
+no reader (``eth_getLogs`` for the index, ``eth_blockNumber``, receipts) ever sees a block
+that is not yet on disk — an index projected from chain events cannot get ahead of what
+a crash would leave. (That is why there is no group commit: sealing blocks under the lock
+and fsyncing several of them outside it would overlap the fsync with execution, but
+readers could then see blocks that a crash erases.)
+
 Time: eth-tester stamps the pending block when the *previous* block is mined, so an idle
 chain would produce blocks dated in the past. This backend re-stamps the pending block
 with ``max(wall clock + offset, parent)`` right before the first transaction enters it

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ def test_sigkill_keeps_every_acknowledged_tx(tmp_path: Path) -> None:
         text=True,
     )
     acked: list[str] = []
+    watchdog = threading.Timer(120, proc.kill)  # a hung child fails the test, never hangs it
+    watchdog.start()
     try:
         assert proc.stdout is not None
         _, address, deploy_block = proc.stdout.readline().split()
@@ -123,6 +126,7 @@ def test_sigkill_keeps_every_acknowledged_tx(tmp_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # mid-stream: the child is still sending
         proc.wait()
+        watchdog.cancel()
     assert proc.returncode == -signal.SIGKILL
 
     chain = open_embedded(tmp_path)
