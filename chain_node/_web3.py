@@ -53,6 +53,7 @@ class Web3Backend(ChainBackend):
         self._fee_lock = threading.Lock()
         self._fees_at = 0.0
         self._fees: dict[str, int] = {}
+        self._block_gas_limit = 30_000_000  # refreshed with the fees
 
     # -- identity --------------------------------------------------------------------
 
@@ -150,7 +151,9 @@ class Web3Backend(ChainBackend):
         with self._fee_lock:
             now = time.monotonic()
             if now - self._fees_at > _FEE_TTL_S:
-                base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+                latest = self.w3.eth.get_block("latest")
+                self._block_gas_limit = int(latest["gasLimit"])
+                base = latest.get("baseFeePerGas")
                 if base is None:
                     self._fees = {"gasPrice": int(self.w3.eth.gas_price)}
                 else:
@@ -166,10 +169,14 @@ class Web3Backend(ChainBackend):
         tx: dict[str, Any] = {"from": self.relayer, "data": data, "value": 0}
         if to is not None:
             tx["to"] = to
+        fees = self._guard(self._current_fees)
         if gas is None:
             estimate = int(self._guard(lambda: self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
-            gas = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN
-        fees = self._guard(self._current_fees)
+            # headroom, but never above the block gas limit (the node would refuse the tx)
+            gas = max(
+                estimate,
+                min(estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN, self._block_gas_limit),
+            )
         tx.update(fees, gas=gas, chainId=self._chain_id)
         if "maxFeePerGas" in fees:
             tx["type"] = 2
