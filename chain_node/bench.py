@@ -90,14 +90,62 @@ def embedded(n: int, blocks: int, synchronous: str) -> dict[str, float]:
     }
 
 
+def raw_pyevm_per_second(n: int) -> float:
+    """The floor under the embedded backend: py-evm alone (in memory, no web3, no estimate,
+    no disk) applying and mining a pre-signed ``Probe.increment()`` per block."""
+    from eth_account import Account
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    backend = PyEVMBackend()
+    w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+    art = json.loads(PROBE.read_text())
+    sender = w3.eth.accounts[0]
+    tx_hash = (
+        w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        .constructor(0)
+        .transact({"from": sender})
+    )
+    address = w3.eth.get_transaction_receipt(tx_hash)["contractAddress"]
+    probe = w3.eth.contract(address=address, abi=art["abi"])
+    data = probe.functions.increment()._encode_transaction_data()
+    key = Account.from_key(backend.account_keys[0].to_bytes())
+    nonce = w3.eth.get_transaction_count(sender)
+    raws = [
+        key.sign_transaction(
+            {
+                "to": address,
+                "data": data,
+                "gas": 100_000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 10**9,
+                "nonce": nonce + i,
+                "chainId": backend.chain.chain_id,
+                "type": 2,
+            }
+        ).raw_transaction
+        for i in range(n)
+    ]
+    chain = backend.chain
+    builder = chain.get_vm().get_transaction_builder()
+    start = time.perf_counter()
+    for raw in raws:
+        chain.apply_transaction(builder.decode(bytes(raw)))
+        chain.mine_block()
+    return n / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=200, help="sends to time per backend")
     parser.add_argument("--blocks", type=int, default=1000, help="blocks for the start test")
     parser.add_argument("--anvil", action="store_true", help="also measure against anvil")
     args = parser.parse_args()
+    raw = raw_pyevm_per_second(args.n)
+    print(f"raw py-evm (in memory, pre-signed, no estimate): tx_per_s={raw:.3g}")
     for sync in ("FULL", "NORMAL"):
         result = embedded(args.n, args.blocks, sync)
+        result["ratio_to_raw"] = result["tx_per_s"] / raw
         print(
             f"embedded synchronous={sync}: " + ", ".join(f"{k}={v:.3g}" for k, v in result.items())
         )
