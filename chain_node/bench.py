@@ -12,6 +12,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,10 @@ def embedded(n: int, blocks: int, synchronous: str) -> dict[str, float]:
     }
 
 
-def raw_pyevm_per_second(n: int) -> float:
-    """The floor under the embedded backend: py-evm alone (in memory, no web3, no estimate,
-    no disk) applying and mining a pre-signed ``Probe.increment()`` per block."""
+def raw_pyevm_sender(n: int) -> Callable[[], None]:
+    """The floor under the embedded backend: py-evm alone (in memory, no web3, no
+    estimate, no disk). Returns a function that applies and mines the next of ``n``
+    pre-signed ``Probe.increment()`` transactions, one per block."""
     from eth_account import Account
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider, Web3
@@ -111,27 +113,43 @@ def raw_pyevm_per_second(n: int) -> float:
     data = probe.functions.increment()._encode_transaction_data()
     key = Account.from_key(backend.account_keys[0].to_bytes())
     nonce = w3.eth.get_transaction_count(sender)
-    raws = [
-        key.sign_transaction(
-            {
-                "to": address,
-                "data": data,
-                "gas": 100_000,
-                "maxFeePerGas": 10**10,
-                "maxPriorityFeePerGas": 10**9,
-                "nonce": nonce + i,
-                "chainId": backend.chain.chain_id,
-                "type": 2,
-            }
-        ).raw_transaction
-        for i in range(n)
-    ]
     chain = backend.chain
     builder = chain.get_vm().get_transaction_builder()
-    start = time.perf_counter()
-    for raw in raws:
-        chain.apply_transaction(builder.decode(bytes(raw)))
+    pending = iter(
+        [
+            builder.decode(
+                bytes(
+                    key.sign_transaction(
+                        {
+                            "to": address,
+                            "data": data,
+                            "gas": 100_000,
+                            "maxFeePerGas": 10**10,
+                            "maxPriorityFeePerGas": 10**9,
+                            "nonce": nonce + i,
+                            "chainId": chain.chain_id,
+                            "type": 2,
+                        }
+                    ).raw_transaction
+                )
+            )
+            for i in range(n)
+        ]
+    )
+
+    def apply_and_mine() -> None:
+        chain.apply_transaction(next(pending))
         chain.mine_block()
+
+    return apply_and_mine
+
+
+def raw_pyevm_per_second(n: int) -> float:
+    """Transactions per second of :func:`raw_pyevm_sender`."""
+    step = raw_pyevm_sender(n)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
     return n / (time.perf_counter() - start)
 
 

@@ -79,12 +79,27 @@ class TestConformance:
 
     def test_custom_error_on_send_preflight(self, chain: ChainBackend, probe: Any) -> None:
         block = chain.block_number()
+        nonce = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
         with pytest.raises(ChainRevert) as info:
             chain.send(probe.functions.failCustom(OTHER, 2**255))
         assert (info.value.name, info.value.args) == ("ProbeRefused", (OTHER, 2**255))
         assert info.value.tx_hash is None  # refused before sending: nothing mined
         assert chain.block_number() == block
+        assert chain.w3.eth.get_transaction_count(chain.relayer) == nonce  # type: ignore[arg-type]
         assert chain.call(probe.functions.count()) == 5
+        # the refused send left nothing behind: the next one takes the same nonce
+        sent = chain.send(probe.functions.increment())
+        assert chain.w3.eth.get_transaction(sent.tx_hash)["nonce"] == nonce  # type: ignore[arg-type]
+        assert sent.block_number == block + 1
+
+    def test_panic_decoded(self, chain: ChainBackend, probe: Any) -> None:
+        for gas in (None, 200_000):
+            with pytest.raises(ChainRevert) as info:
+                chain.send(probe.functions.divide(0), gas=gas)
+            assert (info.value.name, info.value.args) == ("Panic", (0x12,))
+            assert info.value.selector == "0x4e487b71"
+        assert chain.send(probe.functions.divide(4)).status == 1
+        assert chain.call(probe.functions.count()) == 25
 
     def test_custom_error_on_mined_tx(self, chain: ChainBackend, probe: Any) -> None:
         # explicit gas skips the estimate: the tx is mined with status 0, then decoded
