@@ -29,12 +29,25 @@ from .errors import (
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
 
-__all__ = ["Web3Backend"]
+__all__ = ["Web3Backend", "tx_result"]
 
 # Gas estimate headroom: 25 % over the estimate (state can change between the estimate
 # and inclusion; a tx that runs out of gas costs more than the headroom does).
 _GAS_HEADROOM_NUM, _GAS_HEADROOM_DEN = 5, 4
 _FEE_TTL_S = 1.0
+
+
+def tx_result(tx_hash: str, receipt: Any) -> TxResult:
+    """TxResult of a web3 receipt (``tx_hash`` as 0x hex)."""
+    contract = receipt.get("contractAddress")
+    return TxResult(
+        tx_hash=tx_hash,
+        block_number=int(receipt["blockNumber"]),
+        status=int(receipt["status"]),
+        gas_used=int(receipt["gasUsed"]),
+        contract_address=Web3.to_checksum_address(contract) if contract else None,
+        receipt=receipt,
+    )
 
 
 class Web3Backend(ChainBackend):
@@ -182,16 +195,7 @@ class Web3Backend(ChainBackend):
             tx["type"] = 2
         del tx["from"]
         tx_hash = self._sign_and_send(tx)
-        receipt = self._guard(lambda: self._wait_receipt(tx_hash))
-        contract = receipt.get("contractAddress")
-        result = TxResult(
-            tx_hash=tx_hash,
-            block_number=int(receipt["blockNumber"]),
-            status=int(receipt["status"]),
-            gas_used=int(receipt["gasUsed"]),
-            contract_address=Web3.to_checksum_address(contract) if contract else None,
-            receipt=receipt,
-        )
+        result = tx_result(tx_hash, self._guard(lambda: self._wait_receipt(tx_hash)))
         if result.status != 1:
             raise self._replay_revert(tx, result)
         return result

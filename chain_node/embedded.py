@@ -90,7 +90,7 @@ from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 
-from ._web3 import Web3Backend
+from ._web3 import Web3Backend, tx_result
 from .abc import TxResult
 from .errors import ChainError, ChainRevert, ChainUnavailable, ErrorRegistry
 from .store import SqliteKV
@@ -444,16 +444,7 @@ class EmbeddedChain(Web3Backend):
         except Exception as exc:  # the backend is now stopped (ChainUnavailable from here on)
             raise self._map(exc) from exc
         tx_hash = "0x" + bytes(evm_tx.hash).hex()
-        receipt = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
-        contract = receipt.get("contractAddress")
-        return TxResult(
-            tx_hash=tx_hash,
-            block_number=int(receipt["blockNumber"]),
-            status=int(receipt["status"]),
-            gas_used=int(receipt["gasUsed"]),
-            contract_address=Web3.to_checksum_address(contract) if contract else None,
-            receipt=receipt,
-        )
+        return tx_result(tx_hash, self.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
 
     def block_number(self) -> int:
         with self._lock:
