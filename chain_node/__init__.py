@@ -2,6 +2,19 @@
 
 >>> chain = open_chain(Path("data"))                       # embedded, durable in data/chain
 >>> chain = open_chain(Path("data"), url="http://127.0.0.1:8545", relayer_key="0x...")
+>>> result = chain.send(contract.functions.grant(...))     # TxResult, or ChainRevert
+>>> contract.events.Granted().process_receipt(result.receipt)
+
+Modules: ``abc`` (ChainBackend, TxResult), ``errors`` (ChainError tree, revert decoding),
+``embedded`` (py-evm via eth-tester on SQLite, chain id 27560), ``jsonrpc`` (HTTP node),
+``store`` (the SQLite key-value store under py-evm), ``anvil`` (start/stop anvil for
+tests and load tests), ``bench`` (``python -m chain_node.bench [--anvil]``).
+
+Errors: every backend method raises ChainError subclasses only — ChainRevert (decoded
+custom error / ``Error(string)`` / ``Panic``; register error ABIs with
+``register_errors``), ChainTimeout, ChainUnavailable. Use ``chain.call``/``chain.send``
+rather than ``contract.functions.x().call()`` on ``chain.w3`` for that guarantee: raw web3
+calls raise ChainRevert on the embedded chain but web3's ContractLogicError on JSON-RPC.
 """
 
 from __future__ import annotations
