@@ -60,6 +60,7 @@ import os
 import secrets
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
+from eth_bloom import BloomFilter
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
     BLANK_ROOT_HASH,
@@ -79,10 +81,12 @@ from eth_tester.backends.pyevm.main import (
     get_default_genesis_params,
 )
 from eth_tester.backends.pyevm.serializers import (
+    serialize_log,
     serialize_transaction,
     serialize_transaction_receipt,
 )
 from eth_tester.exceptions import TransactionFailed, TransactionNotFound
+from eth_tester.utils.filters import Filter, check_if_log_matches
 from eth_typing import Address, BlockNumber, Hash32, HexStr
 from eth_utils import to_wei
 from eth_utils.toolz import assoc
@@ -279,6 +283,68 @@ class _DurablePyEVMBackend(PyEVMBackend):
             raise ChainRevert("Unknown") from exc
 
 
+class _FastLogsTester(EthereumTester):
+    """EthereumTester whose ``get_logs`` reads py-evm blocks and receipts directly.
+
+    eth-tester serializes each block in the range in full, then finds and serializes
+    each transaction's receipt through separate lookups (~5 ms per block on the dev
+    box). Here each block is loaded once, skipped when its logs bloom cannot contain a
+    requested address, and its logs are serialized straight from the stored receipts.
+    Same filter semantics and output as eth-tester (tests compare the two).
+    """
+
+    def get_logs(
+        self,
+        from_block: Any = None,
+        to_block: Any = None,
+        address: Any = None,
+        topics: Any = None,
+    ) -> tuple[Any, ...]:
+        self.validator.validate_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        raw_from, raw_to, raw_address, raw_topics = self.normalizer.normalize_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        params = {
+            "from_block": raw_from,
+            "to_block": raw_to,
+            "addresses": raw_address,
+            "topics": raw_topics,
+        }
+        log_filter = Filter(filter_params=params, filter_fn=partial(check_if_log_matches, **params))
+        chain = self.backend.chain
+        head = chain.get_canonical_head().block_number
+        lower = raw_from if isinstance(raw_from, int) else self._number_of(raw_from, head)
+        upper = raw_to if isinstance(raw_to, int) else self._number_of(raw_to, head)
+        wanted = (
+            None
+            if raw_address is None
+            else [raw_address]
+            if isinstance(raw_address, bytes)
+            else list(raw_address)
+        )
+        for number in range(lower, min(upper, head) + 1):
+            block = chain.get_canonical_block_by_number(BlockNumber(number))
+            if wanted is not None:
+                bloom = BloomFilter(block.header.bloom)
+                if not any(addr in bloom for addr in wanted):
+                    continue
+            receipts = block.get_receipts(chain.chaindb)
+            for tx_index, (tx, receipt) in enumerate(
+                zip(block.transactions, receipts, strict=True)
+            ):
+                for log_index, log in enumerate(receipt.logs):
+                    log_filter.add(serialize_log(block, tx, tx_index, log, log_index, False))
+        return tuple(
+            self.normalizer.normalize_outbound_log_entry(item) for item in log_filter.get_all()
+        )
+
+    @staticmethod
+    def _number_of(tag: Any, head: int) -> int:
+        return 0 if tag == "earliest" else head  # latest, safe, finalized, pending, None
+
+
 class _LockedProvider(EthereumTesterProvider):
     """EthereumTesterProvider whose every request runs under the chain's lock."""
 
@@ -350,7 +416,7 @@ class EmbeddedChain(Web3Backend):
             raise
         errors = ErrorRegistry()
         self._backend = _DurablePyEVMBackend(chain, self._store, errors)
-        self.tester = EthereumTester(self._backend)
+        self.tester = _FastLogsTester(self._backend)
         w3 = Web3(_LockedProvider(self.tester, self._lock, self))
         super().__init__(w3, key, CHAIN_ID)
         self._errors = errors  # shared with the py-evm backend's decoder

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from chain_node import ChainError, ChainUnavailable, open_chain
 from chain_node.embedded import CHAIN_ID, EmbeddedChain, open_embedded
@@ -194,3 +195,38 @@ def test_bad_relayer_key_is_a_chain_error_and_releases_the_dir(tmp_path: Path) -
     chain = open_embedded(tmp_path)  # the failed open released the lock
     assert chain.block_number() == 0
     chain.close()
+
+
+def test_fast_get_logs_equals_eth_testers(tmp_path: Path, probe_artifact: Any) -> None:
+    from eth_tester import EthereumTester
+
+    chain = open_embedded(tmp_path)
+    try:
+        deploy = chain.deploy(probe_artifact.abi, probe_artifact.bytecode, 0)
+        probe = chain.w3.eth.contract(address=deploy.contract_address, abi=probe_artifact.abi)
+        other = chain.deploy(probe_artifact.abi, probe_artifact.bytecode, 100).contract_address
+        other_probe = chain.w3.eth.contract(address=other, abi=probe_artifact.abi)
+        for i in range(6):
+            chain.send((probe if i % 3 else other_probe).functions.increment())
+        chain.send(probe.functions.incrementUnless(1))  # a block without logs
+        topic = "0x" + keccak(text="Incremented(address,uint256)").hex()
+        relayer_topic = "0x" + "00" * 12 + chain.relayer[2:].lower()
+        head = chain.block_number()
+        filters: list[dict[str, Any]] = [
+            {"from_block": 0, "to_block": head},
+            {"from_block": 0, "to_block": head, "address": probe.address},
+            {"from_block": 0, "to_block": head, "address": [probe.address, other]},
+            {"from_block": 3, "to_block": 5, "address": other},
+            {"from_block": 0, "to_block": "latest", "topics": [topic, relayer_topic]},
+            {"from_block": 0, "to_block": head, "topics": [["0x" + "11" * 32]]},
+            {"from_block": 2, "to_block": "latest", "address": probe.address},
+        ]
+        counts = []
+        for params in filters:
+            fast = chain.tester.get_logs(**params)
+            slow = EthereumTester.get_logs(chain.tester, **params)
+            assert fast == slow, params
+            counts.append(len(fast))
+        assert counts == [6, 4, 6, 1, 6, 0, 4]
+    finally:
+        chain.close()
