@@ -49,6 +49,8 @@ py-evm 0.12.1b1) while other jobs kept the load average at 5-7, so ranges:
   NORMAL, against 85 tx/s for py-evm alone applying and mining pre-signed txs in memory
   (ratio 0.55 / 0.71). The first version (eth-tester's binary-search estimate, then the
   send) did 25-30 / 50-72 tx/s;
+* ``eth_getLogs`` over 1000 blocks that all match: 1.45 s (eth-tester's own: 4.7 s), see
+  :class:`_FastLogsTester`; a receipt lookup: ~2 ms at any depth (eth-tester scans);
 * start (open) with 1000 blocks on disk: 2-12 ms (the head is read, nothing replayed);
   first send after the open 16-80 ms. Data dir: ~2.9 MB per 1000 blocks.
 """
