@@ -126,7 +126,11 @@ class Web3Backend(ChainBackend):
             return exc
         return ChainError(f"{type(exc).__name__}: {exc}")
 
+    def _check_open(self) -> None:
+        """Raise ChainUnavailable once the backend is closed (or otherwise stopped)."""
+
     def _guard(self, thunk: Any) -> Any:
+        self._check_open()
         try:
             return thunk()
         except ChainError:

@@ -49,8 +49,12 @@ class JsonRpcChain(Web3Backend):
             chain_id = int(w3.eth.chain_id)
         except _CONNECTION_ERRORS as exc:
             raise ChainUnavailable(f"cannot reach chain node at {url}: {exc}") from exc
-        super().__init__(w3, relayer_key, chain_id)
         self._closed = False
+        super().__init__(w3, relayer_key, chain_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ChainUnavailable(f"JSON-RPC chain {self.url} is closed")
 
     def _unavailable(self, exc: BaseException) -> ChainError | None:
         if isinstance(exc, _CONNECTION_ERRORS):

@@ -11,7 +11,7 @@ import pytest
 from eth_utils import keccak
 from web3.exceptions import TransactionNotFound
 
-from chain_node import ChainBackend, ChainRevert, TxResult
+from chain_node import ChainBackend, ChainRevert, ChainUnavailable, TxResult
 from chain_node.embedded import CHAIN_ID as EMBEDDED_CHAIN_ID
 
 EXPECTED_CHAIN_ID = {"embedded": EMBEDDED_CHAIN_ID, "jsonrpc": 31337}
@@ -191,6 +191,18 @@ class TestConformance:
         )
         assert nonces == list(range(start_nonce, start_nonce + total))
         assert chain.call(probe.functions.count()) == 5 + total
+
+
+class TestConformanceLifecycle:
+    def test_closed_backend_is_unavailable(self, chain: ChainBackend, probe: Any) -> None:
+        chain.close()
+        chain.close()  # idempotent
+        with pytest.raises(ChainUnavailable):
+            chain.block_number()
+        with pytest.raises(ChainUnavailable):
+            chain.call(probe.functions.count())
+        with pytest.raises(ChainUnavailable):
+            chain.send(probe.functions.increment())
 
 
 class TestConformanceReads:
