@@ -130,6 +130,7 @@ class AnchorWorker:
             and outbox.now_ms() - items[0].created_ms < self.batch_wait_ms
         ):
             return 0
+        items = self._well_formed(items)
         grants = [i for i in items if i.kind == "grant"]
         withdrawals = [i for i in items if i.kind == "withdrawal"]
         for start in range(0, len(grants), DIRECT_CHUNK):
@@ -148,6 +149,21 @@ class AnchorWorker:
             )
         self.waiters.notify()
         return len(items)
+
+    def _well_formed(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """Items whose payload builds a call; any other is marked failed, so one corrupt
+        row can never stall the outbox."""
+        good = []
+        for item in items:
+            try:
+                build = grant_args if item.kind == "grant" else withdrawal_args
+                build(item.payload["message"])
+                _sig(item)
+                good.append(item)
+            except (KeyError, TypeError, ValueError) as exc:
+                with self.svc.db.session() as s:
+                    outbox.mark_failed(s, item.seq, "malformed_outbox_item", repr(exc))
+        return good
 
     def _already_on_chain(self, items: Sequence[OutboxItem]) -> dict[int, tuple[str, int]]:
         """Items whose grant/withdrawal event is already indexed: seq -> (tx, block)."""

@@ -7,7 +7,7 @@ token tools of :mod:`fastpath.cli`). Every command reads the ``CONSENTGATE_*`` s
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,13 +40,37 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    svc = _open(settings)
     backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
     typer.echo(
-        f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}); "
-        "registrar token: `consentgate admin token`",
+        f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
+        f"anchor mode {settings.anchor_mode}); registrar token: "
+        "`consentgate admin token`",
         err=True,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    svc.start_anchoring()
+    try:
+        uvicorn.run(
+            create_app(settings, services=svc),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+        )
+    finally:
+        svc.close()
+
+
+def _open(settings: Any) -> Any:
+    """Open the services or exit 2 with a one-line reason (data folder in use, chain
+    unreachable, bad settings) instead of a traceback."""
+    from authz.services import open_services
+    from chain_node import ChainError
+
+    try:
+        return open_services(settings)
+    except (ChainError, OSError) as exc:
+        typer.echo(f"consentgate: cannot open {settings.data_dir}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -73,10 +97,9 @@ def demo(
 def reindex() -> None:
     """Rebuild the index's projections from the chain (stop the server first when it
     runs the embedded chain on the same data folder)."""
-    from authz.services import open_services
     from authz.settings import get_settings
 
-    svc = open_services(get_settings())
+    svc = _open(get_settings())
     try:
         cursor = svc.indexer.reindex()
         typer.echo(

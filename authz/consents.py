@@ -62,7 +62,46 @@ SENSITIVE_CATEGORIES = frozenset(
         "minor_data",
     }
 )
+# Words that make a free-form category sensitive too (e.g. "health", "face_image").
+SENSITIVE_WORDS = (
+    "biometric",
+    "face",
+    "fingerprint",
+    "iris",
+    "voiceprint",
+    "genetic",
+    "dna",
+    "health",
+    "medical",
+    "diagnos",
+    "prescription",
+    "religio",
+    "belief",
+    "sexual",
+    "ethnic",
+    "criminal",
+    "financial",
+    "bank",
+    "account",
+    "credit",
+    "location",
+    "trajectory",
+    "track",
+    "minor",
+    "child",
+    "identity_document",
+    "id_number",
+    "specific_identity",
+)
 SCHEMA_VERSION = "ISO/IEC TS 27560:2023"
+
+
+def is_sensitive_category(category: str) -> bool:
+    """PIPL art. 28: a category is sensitive when named in :data:`SENSITIVE_CATEGORIES`
+    or when it contains one of :data:`SENSITIVE_WORDS`."""
+    return category in SENSITIVE_CATEGORIES or any(w in category for w in SENSITIVE_WORDS)
+
+
 COLLECTION_METHOD = "EIP-712 typed-data signature by the PII principal (or guardian)"
 WITHDRAWAL_TTL_S = 24 * 3600
 MAX_VALIDITY_S = 50 * 365 * 24 * 3600
@@ -131,7 +170,7 @@ def create_request(
             "valid_until must be in the future (at most 50 years)", code="invalid_validity"
         )
     categories = list(dict.fromkeys(pii_categories))
-    is_sensitive = sensitive or any(c in SENSITIVE_CATEGORIES for c in categories)
+    is_sensitive = sensitive or any(is_sensitive_category(c) for c in categories)
     request_id = new_id("req")
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -226,7 +265,10 @@ def _check_signer(svc: Services, subject: str, signer: str) -> None:
             code="guardian_required",
         )
     raise InvalidSignature(
-        f"signed by {signer}, not by the subject or its guardian", code="wrong_signer"
+        f"the signature recovers to {signer}, who is neither the subject {subject} nor its "
+        "active guardian (a signature over another chain id or registry address also "
+        "recovers to an unrelated address)",
+        code="wrong_signer",
     )
 
 
@@ -359,7 +401,7 @@ def accept_grants(
                         consent_id=req.consent_id,
                     )
                     continue
-                sig = signature if signature.startswith("0x") else "0x" + signature
+                sig = typed_data.normalize_signature(signature)
                 item = outbox.enqueue(
                     s,
                     "grant",
@@ -368,7 +410,7 @@ def accept_grants(
                     req.subject,
                     {
                         "message": req.message,
-                        "signature": sig.lower(),
+                        "signature": sig,
                         "request_id": req.request_id,
                     },
                 )
@@ -517,13 +559,29 @@ def _withdrawable(svc: Services, consent_id: str) -> ConsentView:
 
 
 def withdrawal_typed_data(svc: Services, consent_id: str) -> dict[str, Any]:
-    """A fresh Withdrawal for the consent (new nonce, deadline in 24 h), remembered.
+    """The Withdrawal to sign for the consent: the newest offered one while it has more
+    than 12 h left, else a fresh one (new nonce, deadline in 24 h), remembered.
 
     Raises :class:`NotFound` ``consent_not_found``, :class:`Conflict` ``already_withdrawn``
     / ``grant_failed``.
     """
     view = _withdrawable(svc, consent_id)
-    deadline = svc.now() + WITHDRAWAL_TTL_S
+    now = svc.now()
+    with svc.db.sessions() as s:
+        live = s.scalar(
+            select(WithdrawalIntent)
+            .where(
+                WithdrawalIntent.consent_id == view.consent_id,
+                WithdrawalIntent.deadline >= now + WITHDRAWAL_TTL_S // 2,
+            )
+            .order_by(WithdrawalIntent.id.desc())
+            .limit(1)
+        )
+    if live is not None:  # reuse: repeated GETs do not pile up offers
+        return typed_data.withdrawal_typed_data(
+            svc.ledger.chain_id, svc.ledger.address, live.message
+        )
+    deadline = now + WITHDRAWAL_TTL_S
     message = {
         "consentId": view.consent_id,
         "subject": view.subject,
@@ -561,23 +619,24 @@ def withdraw(svc: Services, consent_id: str, signature: str) -> Accepted:
         )
     expected, _ = allowed_signer(svc, view.subject)
     chosen = None
-    signers = set()
+    signers: list[str] = []
     for intent in intents:
         td = typed_data.withdrawal_typed_data(
             svc.ledger.chain_id, svc.ledger.address, intent.message
         )
         signer = typed_data.recover_signer(typed_data.digest(td), signature)
-        signers.add(signer)
+        signers.append(signer)
         if signer == expected:
             chosen = intent
             break
     if chosen is None:
-        signer = view.subject if view.subject in signers else next(iter(signers))
+        # report against the newest offer: that is the one a client normally signs
+        signer = view.subject if view.subject in signers else signers[0]
         _check_signer(svc, view.subject, signer)
         raise InvalidSignature(
             "signature does not match an offered withdrawal", code="wrong_signer"
         )
-    sig = signature if signature.startswith("0x") else "0x" + signature
+    sig = typed_data.normalize_signature(signature)
     try:
         with svc.db.session() as s:
             item = outbox.enqueue(
@@ -586,7 +645,7 @@ def withdraw(svc: Services, consent_id: str, signature: str) -> Accepted:
                 "w:" + view.consent_id,
                 view.consent_id,
                 view.subject,
-                {"message": chosen.message, "signature": sig.lower()},
+                {"message": chosen.message, "signature": sig},
             )
             s.flush()
             s.add(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
@@ -33,6 +34,11 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     Base.metadata.create_all(engine)
+    if url.startswith("sqlite:///") and engine.url.database:
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(engine.url.database + suffix)
+            if path.exists():
+                path.chmod(0o600)
     return engine
 
 

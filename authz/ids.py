@@ -25,15 +25,18 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def checksum(address: str, field: str = "address") -> str:
+def checksum(address: str, field: str = "address", allow_zero: bool = False) -> str:
     """Validate an Ethereum address and return its EIP-55 checksum form.
 
     All-lower or all-upper hex is accepted; mixed case must carry a valid EIP-55
-    checksum. Raises :class:`BadRequest` ``invalid_address``.
+    checksum; the zero address is refused unless ``allow_zero``. Raises
+    :class:`BadRequest` ``invalid_address``.
     """
     if not isinstance(address, str) or not is_address(address):
         raise BadRequest(f"{field} is not a 20-byte hex address", code="invalid_address")
     body = address[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(address):
         raise BadRequest(f"{field} has a wrong EIP-55 checksum", code="invalid_address")
+    if not allow_zero and int(body, 16) == 0:
+        raise BadRequest(f"{field} is the zero address", code="invalid_address")
     return to_checksum_address(address)

@@ -65,6 +65,7 @@ def open_services(settings: Settings) -> Services:
     Raises :class:`chain_node.ChainUnavailable` when a JSON-RPC node cannot be reached.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # index, keys and tokens: the operator's eyes only
     chain = open_chain(settings.data_dir, settings.chain_url, settings.relayer_key)
     try:
         db = Database(settings.db_url())

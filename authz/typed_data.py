@@ -136,6 +136,15 @@ def parse_signature(signature: str | bytes) -> tuple[int, int, int]:
     return v, r, s
 
 
+def normalize_signature(signature: str | bytes) -> str:
+    """The canonical text of a valid signature: ``0x`` + 130 lower-case hex digits.
+
+    Raises :class:`InvalidSignature` like :func:`parse_signature`.
+    """
+    v, r, s = parse_signature(signature)
+    return "0x" + (r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])).hex()
+
+
 def recover_signer(digest32: bytes, signature: str | bytes) -> str:
     """Recover the checksum address that signed ``digest32`` (strict, see :func:`parse_signature`).
 

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     problems.install(app)
+    problems.install_openapi(app)
     max_body = (settings or (services.settings if services else get_settings())).max_body_bytes
     app.add_middleware(problems.BodyLimit, max_bytes=max_body)
     for router in routers:

@@ -114,6 +114,54 @@ def install(app: FastAPI) -> None:
         )
 
 
+ERROR_STATUSES = {
+    400: "Bad request: the content breaks a rule, or the JSON is malformed",
+    401: "No valid credentials",
+    403: "Not allowed for this caller",
+    404: "No such resource",
+    409: "Conflicts with the current state (duplicate grant, already withdrawn, ...)",
+    413: "Request body too large",
+    422: "The request does not match the schema",
+    503: "The chain node cannot be reached",
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make the OpenAPI document tell the truth about errors: every operation may answer
+    the statuses of :data:`ERROR_STATUSES` with an ``application/problem+json``
+    :class:`authz.api.schemas.Problem` (FastAPI's default 422 shape is replaced)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from authz.api.schemas import Problem
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in problem_schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas["Problem"] = problem_schema
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for operations in doc.get("paths", {}).values():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                for status, description in ERROR_STATUSES.items():
+                    responses[str(status)] = {
+                        "description": description,
+                        "content": {PROBLEM_JSON: {"schema": ref}},
+                    }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 class BodyLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 problem details.
 

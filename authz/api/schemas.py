@@ -22,11 +22,15 @@ from pydantic import (
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
-Signature = Annotated[str, StringConstraints(pattern=r"^(0x)?[0-9a-fA-F]*$", max_length=1000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Signature = Annotated[str, StringConstraints(pattern=r"^(0[xX])?[0-9a-fA-F]*$", max_length=1000)]
+# Printable text: no C0/C1 controls, no bidirectional overrides (Unicode TR9 "Trojan Source").
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=PRINTABLE)
+]
 Purpose = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2000)]
 
 
@@ -34,9 +38,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string (e.g. 2030-01-01T00:00:00Z)")
+    return value
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must be RFC 3339 with a time zone offset (e.g. Z)")
+    if value.timestamp() > MAX_TIMESTAMP:
+        raise ValueError("must be at most 9999-12-31T23:59:59Z")
     return value
 
 
@@ -73,6 +88,7 @@ class GuardianshipCreate(Strict):
     guardian: Address
     until: datetime
 
+    _text = field_validator("until", mode="before")(_rfc3339_text)
     _tz = field_validator("until")(_aware)
 
 
@@ -95,6 +111,7 @@ class ConsentRequestCreate(Strict):
     retention_days: StrictInt = Field(ge=0, le=36500)
     valid_until: datetime
 
+    _text = field_validator("valid_until", mode="before")(_rfc3339_text)
     _tz = field_validator("valid_until")(_aware)
 
 
@@ -205,3 +222,28 @@ class ChainDetails(ChainInfo):
     registry: str
     relayer: str
     indexed_block: int
+
+
+class ProblemItemError(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is sent
+    (``application/problem+json``)."""
+
+    type: str = Field(description="urn:consentgate:problem:<code>")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="stable, snake_case; part of the API contract")
+    errors: list[ProblemItemError] | None = Field(
+        default=None, description="validation_error / malformed_json: each failing field"
+    )
+
+
+class ApiKey(BaseModel):
+    department_id: str
+    api_key: str = Field(description="Shown once; the previous key stops working.")

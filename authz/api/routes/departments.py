@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from authz import departments
 from authz.api.deps import Registrar, ServicesDep
 from authz.api.schemas import (
+    ApiKey,
     DepartmentCreate,
     DepartmentCreated,
     DepartmentPublic,
@@ -59,3 +60,12 @@ def reinstate(department_id: str, svc: ServicesDep) -> SuspensionResult:
     """Lift a department's suspension."""
     tx = departments.set_suspended(svc, department_id, False)
     return SuspensionResult(department_id=department_id, active=True, tx_hash=tx)
+
+
+@router.post("/{department_id}/api-key", response_model=ApiKey, dependencies=[Registrar])
+def rotate_key(department_id: str, svc: ServicesDep) -> ApiKey:
+    """Issue a new API key for a department (lost key, suspected leak); the old key stops
+    working at once. Errors: 404 ``department_not_found``."""
+    return ApiKey(
+        department_id=department_id, api_key=departments.rotate_api_key(svc, department_id)
+    )
