@@ -804,3 +804,74 @@ def consents_of(svc: Services, subject: str) -> list[dict[str, Any]]:
         ]
         views = [v for v in (_view(s, cid) for cid in queued + anchored) if v is not None]
     return [consent_record(svc, v) for v in views]
+
+
+def open_requests_of(svc: Services, subject: str) -> list[dict[str, Any]]:
+    """Consent requests addressed to a PII principal that still await a signature (not
+    granted, deadline not passed), newest first, each with its typed data."""
+    now = svc.now()
+    with svc.db.sessions() as s:
+        rows = s.scalars(
+            select(ConsentRequest)
+            .where(ConsentRequest.subject == subject, ConsentRequest.deadline >= now)
+            .order_by(ConsentRequest.created_at.desc())
+            .limit(500)
+        ).all()
+        taken = set(
+            s.scalars(
+                select(OutboxItem.consent_id).where(
+                    OutboxItem.consent_id.in_([r.consent_id for r in rows]),
+                    OutboxItem.kind == "grant",
+                )
+            )
+        )
+        taken |= set(
+            s.scalars(
+                select(Consent.consent_id).where(
+                    Consent.consent_id.in_([r.consent_id for r in rows])
+                )
+            )
+        )
+    return [
+        {
+            "request_id": r.request_id,
+            "consent_id": r.consent_id,
+            "record": r.record,
+            "typed_data": request_typed_data(svc, r),
+        }
+        for r in rows
+        if r.consent_id not in taken
+    ]
+
+
+def withdrawals_for(
+    svc: Services, controller: str, after: int, limit: int = 500
+) -> list[dict[str, Any]]:
+    """The withdrawals of a department's consents accepted after outbox sequence
+    ``after``, oldest first: a feed a department polls to learn of withdrawals at once.
+    Each: ``{"seq", "consent_id", "subject", "accepted_at", "anchor"}``."""
+    with svc.db.sessions() as s:
+        rows = s.execute(
+            select(OutboxItem, AcceptedWithdrawal.accepted_ms)
+            .join(AcceptedWithdrawal, AcceptedWithdrawal.outbox_seq == OutboxItem.seq)
+            .where(OutboxItem.kind == "withdrawal", OutboxItem.seq > after)
+            .order_by(OutboxItem.seq)
+            .limit(limit * 4)
+        ).all()
+        out = []
+        for item, accepted_ms in rows:
+            view = _view(s, item.consent_id)
+            if view is None or view.controller != controller:
+                continue
+            out.append(
+                {
+                    "seq": item.seq,
+                    "consent_id": item.consent_id,
+                    "subject": item.subject,
+                    "accepted_at": rfc3339(accepted_ms // 1000),
+                    "anchor": item.state,
+                }
+            )
+            if len(out) >= limit:
+                break
+    return out

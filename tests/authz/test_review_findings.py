@@ -160,3 +160,31 @@ def test_valid_until_far_ahead_refused(env: Env) -> None:
         },
     )
     assert resp.status_code == 400 and resp.json()["code"] == "invalid_validity"
+
+
+def test_citizen_sees_open_requests_and_department_learns_of_withdrawals(env: Env) -> None:
+    dept, citizen = env.department(), Account.create()
+    first, second = env.request(dept, citizen.address), env.request(dept, citizen.address)
+    session = env.sign_in(citizen)
+    listed = env.client.get(
+        f"/v1/subjects/{citizen.address}/consent-requests", headers=session
+    ).json()["requests"]
+    assert {r["request_id"] for r in listed} == {first["request_id"], second["request_id"]}
+    assert env.grant(first, citizen).status_code == 201
+    listed = env.client.get(
+        f"/v1/subjects/{citizen.address}/consent-requests", headers=session
+    ).json()["requests"]
+    assert [r["request_id"] for r in listed] == [second["request_id"]]
+    feed = env.client.get("/v1/department/withdrawals", headers=dept["headers"]).json()
+    start = feed["next"]
+    assert feed["withdrawals"] == []
+    env.withdraw(first["consent_id"], citizen)
+    feed = env.client.get(
+        f"/v1/department/withdrawals?after={start}", headers=dept["headers"]
+    ).json()
+    assert [w["consent_id"] for w in feed["withdrawals"]] == [first["consent_id"]]
+    other = env.department()
+    assert (
+        env.client.get("/v1/department/withdrawals", headers=other["headers"]).json()["withdrawals"]
+        == []
+    )

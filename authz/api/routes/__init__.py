@@ -5,6 +5,7 @@ from authz.api.routes import (
     auth,
     consent_requests,
     consents,
+    department_feed,
     departments,
     guardianships,
     health,
@@ -14,6 +15,7 @@ from authz.api.routes import (
 routers = [
     health.router,
     departments.router,
+    department_feed.router,
     guardianships.router,
     consent_requests.router,
     consents.router,

@@ -34,3 +34,11 @@ def access_log(address: str, citizen: CurrentCitizen, svc: ServicesDep) -> dict[
     allowed, reason, consent_id, at}, ...]}``, newest first (at most 500)."""
     subject = _own(svc, citizen, address)
     return {"subject": subject, "entries": access.access_log_of(svc, subject)}
+
+
+@router.get("/{address}/consent-requests")
+def open_requests(address: str, citizen: CurrentCitizen, svc: ServicesDep) -> dict[str, Any]:
+    """``{"subject", "requests": [{request_id, consent_id, record, typed_data}, ...]}``: the
+    requests still waiting for this citizen's (or ward's) signature, newest first."""
+    subject = _own(svc, citizen, address)
+    return {"subject": subject, "requests": consents.open_requests_of(svc, subject)}
