@@ -16,15 +16,25 @@ from fastpath.tokens.result import Result
 from fastpath.tokens.status import StatusList
 from fastpath.tokens.trust import TrustKey, TrustList
 
-_impl: Any = reference
-if not os.environ.get("CONSENTGATE_PUREPYTHON"):
-    try:
-        from fastpath import _tokens as _impl
-    except ImportError:  # extension not built (CONSENTGATE_NO_EXTENSIONS=1)
-        _impl = reference
 
-Verifier = _impl.Verifier
-IMPLEMENTATION: str = _impl.IMPLEMENTATION
+def _selected() -> Any:
+    """The implementation module in use (resolved on first use, not at import, so
+    that ``fastpath._tokens`` can import this package's modules)."""
+    if not os.environ.get("CONSENTGATE_PUREPYTHON"):
+        try:
+            from fastpath import _tokens
+
+            return _tokens
+        except ImportError:  # extension not built (CONSENTGATE_NO_EXTENSIONS=1)
+            pass
+    return reference
+
+
+def __getattr__(name: str) -> Any:
+    """``Verifier`` and ``IMPLEMENTATION`` of the selected implementation."""
+    if name in ("Verifier", "IMPLEMENTATION"):
+        return getattr(_selected(), name)
+    raise AttributeError(name)
 
 
 def implementations() -> dict[str, Any]:
