@@ -133,6 +133,7 @@ cdef tuple _REASONS = tuple(_codes.REASONS)
 cdef tuple _CERT_REASONS = tuple(_codes.CERT_PREFIX + r for r in _codes.REASONS)
 cdef dict _REASON_CODE = dict(_codes.REASON_CODE)
 cdef tuple _PROFILE_NAMES = ("sc1", "dcc", "cwt")
+_tuple_new = tuple.__new__  # Result is a tuple subclass: one C call builds it
 
 # ---- libsodium through the PyNaCl wheel's shared object --------------------------------
 
@@ -695,6 +696,7 @@ cdef struct Tok:
     Py_ssize_t payload_len
     const uint8_t* kid
     Py_ssize_t kid_len
+    int signer  # trust key index whose kid matched (its hex is cached), else -1
 
 
 cdef inline int fail(Tok* t, int stage, int reason, bint cert) noexcept nogil:
@@ -754,6 +756,7 @@ cdef class Verifier:
     cdef CKey* keys
     cdef Py_ssize_t nkeys
     cdef list _keep
+    cdef list _kid_hex
     cdef const uint8_t* status_bits
     cdef Py_ssize_t status_size_bits
     cdef CertEntry* certs
@@ -804,6 +807,7 @@ cdef class Verifier:
         self.replay_capacity = replay_capacity
         self.cert_cache_capacity = cert_cache_capacity
         self._keep = []
+        self._kid_hex = [bytes(key.kid).hex() for key in trust.keys]
         keys = list(trust.keys)
         self.nkeys = len(keys)
         self.keys = <CKey*>calloc(max(1, self.nkeys), sizeof(CKey))
@@ -892,6 +896,7 @@ cdef class Verifier:
 
     cdef int _prepare(self, Tok* t, object qr) except -1:
         t.stage = S_OK
+        t.signer = -1
         if self.prof == P_CWT:
             if not PyBytes_CheckExact(qr):
                 t.decided = True
@@ -924,18 +929,21 @@ cdef class Verifier:
         cdef int r = t.reason
         kid = None
         payload = None
-        if t.kid != NULL:
+        if t.signer >= 0:
+            kid = self._kid_hex[t.signer]
+        elif t.kid != NULL:
             kid = PyBytes_FromStringAndSize(<const char*>t.kid, t.kid_len).hex()
         if t.payload_ok:
             payload = PyBytes_FromStringAndSize(<const char*>t.payload, t.payload_len)
-        return _Result(
+        return _tuple_new(_Result, (
             t.stage == S_OK,
             _STAGE_NAMES[t.stage],
             _CERT_REASONS[r] if t.cert else _REASONS[r],
             kid,
             self.profile,
             payload,
-        )
+            [],
+        ))
 
     cdef int _inflate(self, Tok* t) noexcept:
         try:
@@ -1005,6 +1013,7 @@ cdef class Verifier:
             if self.keys[i].kid_len == t.kid_len and memcmp(
                 self.keys[i].kid, t.kid, <size_t>t.kid_len
             ) == 0:
+                t.signer = <int>i  # same kid bytes: its cached hex is the kid's hex
                 return 0
         return R_KID_UNKNOWN
 
@@ -1139,6 +1148,7 @@ cdef class Verifier:
         if e.used:
             t.kid = self.keys[e.signer].kid
             t.kid_len = self.keys[e.signer].kid_len
+            t.signer = e.signer
         else:
             t.payload_ok = False
             if self._check_cert(t, &tok, cert, cert_len, &e):
