@@ -736,10 +736,11 @@ cdef Py_ssize_t _pow2_at_least(Py_ssize_t n):
 cdef class Verifier:
     """Compiled verifier; see :class:`fastpath.tokens.reference.Verifier` for the API.
 
-    Memory: the replay table holds 40-byte slots, at least 2 per entry of
-    ``replay_capacity`` (power of two: 80-160 bytes per entry); the device-certificate
-    cache holds one 144-byte slot per entry of ``cert_cache_capacity`` (power of two),
-    direct-mapped by the SHA-256 of the certificate bytes.
+    Memory (see :meth:`memory`): the replay table holds 40-byte slots, at least 2 per
+    entry of ``replay_capacity`` (a power of two: 80-160 bytes per entry); the
+    device-certificate cache holds one 120-byte slot per entry of
+    ``cert_cache_capacity`` (a power of two), direct-mapped by the SHA-256 of the
+    certificate bytes. Both are allocated once, when the verifier is made.
     """
 
     cdef readonly object trust
@@ -847,6 +848,23 @@ cdef class Verifier:
 
     def __len__(self):
         return self.replay_count
+
+    def memory(self):
+        """Bytes held by the bounded caches (allocated up front, fixed size).
+
+        ``replay_bytes_per_entry``: table bytes per entry of ``replay_capacity``
+        (40-byte slots, load factor <= 0.5, power-of-two table: 80 to 160 bytes).
+        ``cert_cache_bytes_per_entry``: the same for ``cert_cache_capacity``.
+        """
+        replay = (self.replay_mask + 1) * sizeof(ReplaySlot)
+        certs = (self.cert_mask + 1) * sizeof(CertEntry)
+        return {
+            "replay_entries": self.replay_count,
+            "replay_bytes": replay,
+            "replay_bytes_per_entry": replay / self.replay_capacity,
+            "cert_cache_bytes": certs,
+            "cert_cache_bytes_per_entry": certs / self.cert_cache_capacity,
+        }
 
     # ---- public API -------------------------------------------------------------------
 
