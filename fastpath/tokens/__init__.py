@@ -3,6 +3,24 @@
 One API, two implementations: the compiled module ``fastpath._tokens`` when it was
 built, else the pure-Python :mod:`fastpath.tokens.reference`. Set
 ``CONSENTGATE_PUREPYTHON=1`` to force the reference. Both return :class:`Result`.
+
+Use::
+
+    from fastpath.tokens import StatusList, TrustList, Verifier
+    from fastpath.tokens.issue import DeviceKey, IssuerKey, issue_device_cert, sign_sc1
+
+    issuer = IssuerKey.generate()                      # EdDSA, kid = SHA-256(pk)[:8]
+    device = DeviceKey.generate()                      # on the phone
+    cert = issue_device_cert(issuer, device.public, pseudonym, status_index,
+                             iat=now, exp=now + 86400)
+    code = sign_sc1(device, cert)                      # "SC1:..." (60 s, fresh cti)
+    gate = Verifier(TrustList([issuer.trust_key()]), profile="sc1", skew=30,
+                    status=StatusList.decode(encoded_list))
+    result = gate.verify(code, at=time.time())         # or gate.verify_batch(codes, at)
+    result.valid, result.stage, result.reason, result.kid, result.claims
+
+Stages and reason codes: :mod:`fastpath.tokens.codes`. QR images:
+:mod:`fastpath.tokens.qr`. Benchmarks: :mod:`fastpath.tokens.bench`.
 """
 
 from __future__ import annotations

@@ -122,3 +122,11 @@ def test_bench_json_keys() -> None:
         "hc1_vs_raw",
     ):
         assert figures[key] > 0, key
+
+
+def test_mounted_under_consentgate_token() -> None:
+    from authz.cli import app as root
+
+    result = runner.invoke(root, ["token", "verify", "--profile", "dcc", "HC1:GGW"])
+    assert result.exit_code == 1
+    assert _lines(result.stdout)[0]["reason"] == "base45_overflow"
