@@ -8,6 +8,7 @@ from fastpath.tokens.status import StatusList
 from fastpath.tokens.trust import TrustList
 
 IMPLEMENTATION: str
+OPENSSL_WITHOUT_GIL: bool
 
 class Verifier:
     implementation: str
