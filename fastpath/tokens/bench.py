@@ -182,6 +182,10 @@ def run(count: int = 1000, repeat: int = 5) -> dict[str, Any]:
     out["raw_threads2_vs_1"] = round(
         out["ed25519_raw_2threads_per_s"] / out["ed25519_raw_per_s_wall"], 3
     )
+    # how close two verifier threads come to two raw libsodium threads, same moment
+    out["threads2_vs_raw_threads2"] = round(
+        out["sc1_fast_2threads_per_s"] / out["ed25519_raw_2threads_per_s"], 3
+    )
     out["sc1_fast_vs_reference"] = round(out["sc1_fast_per_s"] / out["sc1_reference_per_s"], 3)
     out["cpu_count"] = os.cpu_count()
     for key, value in out.items():

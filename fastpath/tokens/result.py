@@ -36,6 +36,9 @@ class Result(tuple[Any, ...]):
         # the last item is a one-slot cache for the decoded claims
         return tuple.__new__(cls, (valid, stage, reason, kid, profile, payload, []))
 
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickle / copy
+        return tuple(self[:6])
+
     valid: bool = property(itemgetter(0))  # type: ignore[assignment]
     stage: str = property(itemgetter(1))  # type: ignore[assignment]
     reason: str = property(itemgetter(2))  # type: ignore[assignment]

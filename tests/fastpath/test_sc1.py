@@ -245,3 +245,15 @@ def test_memory_accounting(impl: Any, card: Card) -> None:
         assert memory["replay_bytes"] == 2048 * 40
         assert 80 <= memory["replay_bytes_per_entry"] <= 160
         assert memory["cert_cache_bytes"] == 128 * 120
+
+
+def test_result_is_immutable_and_picklable(impl: Any, card: Card) -> None:
+    import copy
+    import pickle
+
+    result = impl.Verifier(_trust(card)).verify(card.code(), T0)
+    with pytest.raises(AttributeError):
+        result.valid = False
+    clone = pickle.loads(pickle.dumps(result))
+    assert clone == result == copy.copy(result)
+    assert clone.claims["sub"] == "01" * 32
