@@ -119,15 +119,22 @@ cdef enum:
     A_ES256 = 2
     A_PS256 = 3
 
-DEF MAX_DEPTH = 16
-DEF MAX_MAP = 256
-DEF MAX_QR = 8192
-DEF MAX_CTI = 64
-DEF MAX_SUB = 64
+cdef enum:  # the limits of fastpath.tokens.codes (checked at import below)
+    MAX_DEPTH = 16
+    MAX_MAP = 256
+    MAX_QR = 8192
+    MAX_CTI = 64
+    MAX_SUB = 64
 
 # the enum above is generated from codes.REASONS; refuse to run if they drifted apart
 if len(_codes.REASONS) != R_REPLAY_CACHE_FULL + 1 or _codes.REASONS[R_SIGNATURE_INVALID] != "signature_invalid":
     raise ImportError("fastpath._tokens is out of date with codes.REASONS: rebuild it")
+
+if (MAX_DEPTH, MAX_MAP, MAX_QR, MAX_CTI, MAX_SUB) != (
+    _codes.MAX_CBOR_DEPTH, _codes.MAX_MAP_ENTRIES, _codes.MAX_QR_CHARS, _codes.MAX_CTI_BYTES,
+    _codes.MAX_SUB_BYTES,
+) or _codes.MAX_SC1_LIFETIME_S != 300.0 or _codes.MAX_SAFE_INT != 2**53:
+    raise ImportError("fastpath._tokens limits differ from fastpath.tokens.codes: rebuild it")
 
 cdef uint64_t SAFE_INT = (<uint64_t>1) << 53  # integer NumericDates must be exact doubles
 cdef tuple _STAGE_NAMES = tuple(_codes.STAGES) + (_codes.STAGE_OK,)
