@@ -46,10 +46,15 @@ contracts: $(NPM_STAMP) $(STAMP) ## Recompile the Solidity sources into contract
 bench: $(STAMP) ## Benchmarks (pytest-benchmark)
 	$(VENV)/bin/pytest -q tests --benchmark-enable --benchmark-only -p no:randomly
 
+FUZZ_RUNS ?= 200000
+fuzz: $(STAMP) ## Fuzz the compiled QR token verifier against the reference with atheris (FUZZ_RUNS=N)
+	$(PIP) install -q atheris
+	$(PY) -m tests.fastpath.fuzz_atheris -runs=$(FUZZ_RUNS)
+
 loadtest: $(STAMP) ## Locust load test (see loadtest/README.md)
 	$(PY) -m loadtest
 
 clean: ## Remove build products (keeps ./data)
 	rm -rf build *.egg-info fastpath/*.c fastpath/*.so
 
-.PHONY: help install npm run demo test lint contracts bench loadtest clean
+.PHONY: help install npm run demo test lint contracts bench fuzz loadtest clean

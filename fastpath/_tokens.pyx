@@ -5,9 +5,11 @@
 The pipeline runs in C with the GIL released (``verify_batch`` releases it once per
 batch): base45, the strict CBOR reader, COSE_Sign1 / CWT field extraction, the
 Sig_structure, SHA-256 and Ed25519 (libsodium, through the function pointers of the
-PyNaCl wheel's shared object), the device-certificate cache and the replay table (each
-behind a PyThread lock). Only these take the GIL back: zlib (HC1, Python's ``zlib``),
-ES256/PS256 signatures (OpenSSL through ``cryptography``) and building the results.
+PyNaCl wheel's shared object), ES256/PS256 (libcrypto's EVP_DigestVerify, through the
+function pointers reachable from CPython's ``_hashlib``), the device-certificate cache
+and the replay table (each behind a PyThread lock). Only these take the GIL back: zlib
+(HC1, Python's ``zlib``), ES256/PS256 when libcrypto's symbols are not reachable (then
+``cryptography``; ``OPENSSL_WITHOUT_GIL`` says which) and building the results.
 """
 
 import ctypes
@@ -117,15 +119,22 @@ cdef enum:
     A_ES256 = 2
     A_PS256 = 3
 
-DEF MAX_DEPTH = 16
-DEF MAX_MAP = 256
-DEF MAX_QR = 8192
-DEF MAX_CTI = 64
-DEF MAX_SUB = 64
+cdef enum:  # the limits of fastpath.tokens.codes (checked at import below)
+    MAX_DEPTH = 16
+    MAX_MAP = 256
+    MAX_QR = 8192
+    MAX_CTI = 64
+    MAX_SUB = 64
 
 # the enum above is generated from codes.REASONS; refuse to run if they drifted apart
 if len(_codes.REASONS) != R_REPLAY_CACHE_FULL + 1 or _codes.REASONS[R_SIGNATURE_INVALID] != "signature_invalid":
     raise ImportError("fastpath._tokens is out of date with codes.REASONS: rebuild it")
+
+if (MAX_DEPTH, MAX_MAP, MAX_QR, MAX_CTI, MAX_SUB) != (
+    _codes.MAX_CBOR_DEPTH, _codes.MAX_MAP_ENTRIES, _codes.MAX_QR_CHARS, _codes.MAX_CTI_BYTES,
+    _codes.MAX_SUB_BYTES,
+) or _codes.MAX_SC1_LIFETIME_S != 300.0 or _codes.MAX_SAFE_INT != 2**53:
+    raise ImportError("fastpath._tokens limits differ from fastpath.tokens.codes: rebuild it")
 
 cdef uint64_t SAFE_INT = (<uint64_t>1) << 53  # integer NumericDates must be exact doubles
 cdef tuple _STAGE_NAMES = tuple(_codes.STAGES) + (_codes.STAGE_OK,)
@@ -133,6 +142,7 @@ cdef tuple _REASONS = tuple(_codes.REASONS)
 cdef tuple _CERT_REASONS = tuple(_codes.CERT_PREFIX + r for r in _codes.REASONS)
 cdef dict _REASON_CODE = dict(_codes.REASON_CODE)
 cdef tuple _PROFILE_NAMES = ("sc1", "dcc", "cwt")
+_tuple_new = tuple.__new__  # Result is a tuple subclass: one C call builds it
 
 # ---- libsodium through the PyNaCl wheel's shared object --------------------------------
 
@@ -161,6 +171,113 @@ def _load_sodium():
 
 
 _load_sodium()
+
+# ---- OpenSSL (libcrypto) without the GIL -------------------------------------------------
+# The ``cryptography`` wheel links OpenSSL statically and exports none of it; CPython's
+# own ``_hashlib`` links libcrypto dynamically, so its symbols are reachable through that
+# module's handle. When they are not (another build of Python), ES256/PS256 go through
+# ``cryptography`` with the GIL held: same results, no parallelism.
+
+ctypedef void* (*d2i_pubkey_t)(void**, const unsigned char**, long) noexcept nogil
+ctypedef void* (*md_ctx_new_t)() noexcept nogil
+ctypedef void (*ptr_free_t)(void*) noexcept nogil
+ctypedef const void* (*evp_md_t)() noexcept nogil
+ctypedef int (*dv_init_t)(void*, void**, const void*, void*, void*) noexcept nogil
+ctypedef int (*dv_t)(void*, const unsigned char*, size_t, const unsigned char*, size_t) noexcept nogil
+ctypedef int (*pctx_int_t)(void*, int) noexcept nogil
+ctypedef int (*pctx_md_t)(void*, const void*) noexcept nogil
+ctypedef void (*void_fn_t)() noexcept nogil
+
+cdef bint _ossl = False
+cdef d2i_pubkey_t _d2i_PUBKEY = NULL
+cdef md_ctx_new_t _md_ctx_new = NULL
+cdef ptr_free_t _md_ctx_free = NULL
+cdef ptr_free_t _pkey_free = NULL
+cdef evp_md_t _evp_sha256 = NULL
+cdef dv_init_t _dv_init = NULL
+cdef dv_t _dv = NULL
+cdef pctx_int_t _set_rsa_padding = NULL
+cdef pctx_int_t _set_pss_saltlen = NULL
+cdef pctx_md_t _set_mgf1_md = NULL
+cdef void_fn_t _err_clear = NULL
+
+
+def _load_openssl():
+    global _ossl, _d2i_PUBKEY, _md_ctx_new, _md_ctx_free, _pkey_free, _evp_sha256
+    global _dv_init, _dv, _set_rsa_padding, _set_pss_saltlen, _set_mgf1_md, _err_clear
+    import os
+    if os.environ.get("CONSENTGATE_NO_OPENSSL_POINTERS"):
+        return
+    try:
+        import _hashlib
+        lib = ctypes.CDLL(_hashlib.__file__)
+        _d2i_PUBKEY = <d2i_pubkey_t>_symbol(lib, "d2i_PUBKEY")
+        _md_ctx_new = <md_ctx_new_t>_symbol(lib, "EVP_MD_CTX_new")
+        _md_ctx_free = <ptr_free_t>_symbol(lib, "EVP_MD_CTX_free")
+        _pkey_free = <ptr_free_t>_symbol(lib, "EVP_PKEY_free")
+        _evp_sha256 = <evp_md_t>_symbol(lib, "EVP_sha256")
+        _dv_init = <dv_init_t>_symbol(lib, "EVP_DigestVerifyInit")
+        _dv = <dv_t>_symbol(lib, "EVP_DigestVerify")
+        _set_rsa_padding = <pctx_int_t>_symbol(lib, "EVP_PKEY_CTX_set_rsa_padding")
+        _set_pss_saltlen = <pctx_int_t>_symbol(lib, "EVP_PKEY_CTX_set_rsa_pss_saltlen")
+        _set_mgf1_md = <pctx_md_t>_symbol(lib, "EVP_PKEY_CTX_set_rsa_mgf1_md")
+        _err_clear = <void_fn_t>_symbol(lib, "ERR_clear_error")
+    except (ImportError, OSError, AttributeError, TypeError):
+        return
+    _ossl = True
+
+
+_load_openssl()
+OPENSSL_WITHOUT_GIL = _ossl
+
+
+cdef Py_ssize_t der_integer(uint8_t* out, const uint8_t* v, int n) noexcept nogil:
+    """DER INTEGER of an unsigned big-endian value (X.690 section 8.3)."""
+    cdef int i = 0, length, pad
+    while i < n - 1 and v[i] == 0:
+        i += 1
+    length = n - i
+    pad = 1 if v[i] & 0x80 else 0
+    out[0] = 0x02
+    out[1] = <uint8_t>(length + pad)
+    if pad:
+        out[2] = 0
+    memcpy(out + 2 + pad, v + i, <size_t>length)
+    return 2 + pad + length
+
+
+cdef bint ossl_verify(CKey* k, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* sig,
+                      Py_ssize_t sig_len) noexcept nogil:
+    """ES256 (raw r||s re-encoded as DER, RFC 9053 section 2.1) or PS256 (RFC 8230:
+    PSS, SHA-256, MGF1-SHA-256, 32-byte salt) through libcrypto's EVP_DigestVerify."""
+    cdef uint8_t der[80]
+    cdef const uint8_t* sp = sig
+    cdef Py_ssize_t sn = sig_len, o
+    cdef void* ctx
+    cdef void* pctx = NULL
+    cdef int r = 0
+    if k.alg == A_ES256:
+        o = der_integer(der + 2, sig, 32)
+        o += der_integer(der + 2 + o, sig + 32, 32)
+        der[0] = 0x30
+        der[1] = <uint8_t>o
+        sp = der
+        sn = o + 2
+    ctx = _md_ctx_new()
+    if ctx == NULL:
+        return False
+    if _dv_init(ctx, &pctx, _evp_sha256(), NULL, k.evp_pkey) == 1:
+        if k.alg == A_PS256:
+            if (_set_rsa_padding(pctx, 6) <= 0 or _set_pss_saltlen(pctx, 32) <= 0
+                    or _set_mgf1_md(pctx, _evp_sha256()) <= 0):
+                _md_ctx_free(ctx)
+                _err_clear()
+                return False
+        r = _dv(ctx, sp, <size_t>sn, msg, <size_t>mlen)
+    _md_ctx_free(ctx)
+    if r != 1:
+        _err_clear()
+    return r == 1
 
 # ---- base45 (RFC 9285) ---------------------------------------------------------------
 
@@ -658,6 +775,7 @@ cdef struct CKey:
     bint has_nb
     bint has_na
     PyObject* pykey
+    void* evp_pkey  # libcrypto EVP_PKEY for ES256/PS256 when OPENSSL_WITHOUT_GIL
 
 
 cdef struct CertEntry:
@@ -695,6 +813,7 @@ cdef struct Tok:
     Py_ssize_t payload_len
     const uint8_t* kid
     Py_ssize_t kid_len
+    int signer  # trust key index whose kid matched (its hex is cached), else -1
 
 
 cdef inline int fail(Tok* t, int stage, int reason, bint cert) noexcept nogil:
@@ -734,10 +853,11 @@ cdef Py_ssize_t _pow2_at_least(Py_ssize_t n):
 cdef class Verifier:
     """Compiled verifier; see :class:`fastpath.tokens.reference.Verifier` for the API.
 
-    Memory: the replay table holds 40-byte slots, at least 2 per entry of
-    ``replay_capacity`` (power of two: 80-160 bytes per entry); the device-certificate
-    cache holds one 144-byte slot per entry of ``cert_cache_capacity`` (power of two),
-    direct-mapped by the SHA-256 of the certificate bytes.
+    Memory (see :meth:`memory`): the replay table holds 40-byte slots, at least 2 per
+    entry of ``replay_capacity`` (a power of two: 80-160 bytes per entry); the
+    device-certificate cache holds one 120-byte slot per entry of
+    ``cert_cache_capacity`` (a power of two), direct-mapped by the SHA-256 of the
+    certificate bytes. Both are allocated once, when the verifier is made.
     """
 
     cdef readonly object trust
@@ -754,6 +874,7 @@ cdef class Verifier:
     cdef CKey* keys
     cdef Py_ssize_t nkeys
     cdef list _keep
+    cdef list _kid_hex
     cdef const uint8_t* status_bits
     cdef Py_ssize_t status_size_bits
     cdef CertEntry* certs
@@ -777,6 +898,11 @@ cdef class Verifier:
             raise MemoryError()
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.keys != NULL and _ossl:
+            for i in range(self.nkeys):
+                if self.keys[i].evp_pkey != NULL:
+                    _pkey_free(self.keys[i].evp_pkey)
         free(self.keys)
         free(self.certs)
         free(self.replay)
@@ -789,6 +915,7 @@ cdef class Verifier:
                  Py_ssize_t replay_capacity=100_000, Py_ssize_t cert_cache_capacity=10_000):
         cdef Py_ssize_t i, slots
         cdef CKey* k
+        cdef const unsigned char* p
         if profile not in _codes.PROFILES:
             raise ValueError(f"unknown profile {profile!r}")
         if replay_capacity < 1 or cert_cache_capacity < 1:
@@ -804,6 +931,7 @@ cdef class Verifier:
         self.replay_capacity = replay_capacity
         self.cert_cache_capacity = cert_cache_capacity
         self._keep = []
+        self._kid_hex = [bytes(key.kid).hex() for key in trust.keys]
         keys = list(trust.keys)
         self.nkeys = len(keys)
         self.keys = <CKey*>calloc(max(1, self.nkeys), sizeof(CKey))
@@ -823,6 +951,13 @@ cdef class Verifier:
                     raise ValueError("Ed25519 trust key must be 32 raw bytes")
                 memcpy(k.raw, PyBytes_AS_STRING(key.raw), 32)
             k.sig_len = _signature_length(key) if k.alg != A_OTHER else -1
+            if _ossl and (k.alg == A_ES256 or k.alg == A_PS256):
+                spki = bytes(key.raw)
+                self._keep.append(spki)
+                p = <const unsigned char*>PyBytes_AS_STRING(spki)
+                k.evp_pkey = _d2i_PUBKEY(NULL, &p, len(spki))
+                if k.evp_pkey == NULL:
+                    _err_clear()
             k.has_nb = key.not_before is not None
             k.nb = key.not_before if k.has_nb else 0.0
             k.has_na = key.not_after is not None
@@ -843,6 +978,23 @@ cdef class Verifier:
 
     def __len__(self):
         return self.replay_count
+
+    def memory(self):
+        """Bytes held by the bounded caches (allocated up front, fixed size).
+
+        ``replay_bytes_per_entry``: table bytes per entry of ``replay_capacity``
+        (40-byte slots, load factor <= 0.5, power-of-two table: 80 to 160 bytes).
+        ``cert_cache_bytes_per_entry``: the same for ``cert_cache_capacity``.
+        """
+        replay = (self.replay_mask + 1) * sizeof(ReplaySlot)
+        certs = (self.cert_mask + 1) * sizeof(CertEntry)
+        return {
+            "replay_entries": self.replay_count,
+            "replay_bytes": replay,
+            "replay_bytes_per_entry": replay / self.replay_capacity,
+            "cert_cache_bytes": certs,
+            "cert_cache_bytes_per_entry": certs / self.cert_cache_capacity,
+        }
 
     # ---- public API -------------------------------------------------------------------
 
@@ -892,6 +1044,7 @@ cdef class Verifier:
 
     cdef int _prepare(self, Tok* t, object qr) except -1:
         t.stage = S_OK
+        t.signer = -1
         if self.prof == P_CWT:
             if not PyBytes_CheckExact(qr):
                 t.decided = True
@@ -924,18 +1077,21 @@ cdef class Verifier:
         cdef int r = t.reason
         kid = None
         payload = None
-        if t.kid != NULL:
+        if t.signer >= 0:
+            kid = self._kid_hex[t.signer]
+        elif t.kid != NULL:
             kid = PyBytes_FromStringAndSize(<const char*>t.kid, t.kid_len).hex()
         if t.payload_ok:
             payload = PyBytes_FromStringAndSize(<const char*>t.payload, t.payload_len)
-        return _Result(
+        return _tuple_new(_Result, (
             t.stage == S_OK,
             _STAGE_NAMES[t.stage],
             _CERT_REASONS[r] if t.cert else _REASONS[r],
             kid,
             self.profile,
             payload,
-        )
+            [],
+        ))
 
     cdef int _inflate(self, Tok* t) noexcept:
         try:
@@ -1005,6 +1161,7 @@ cdef class Verifier:
             if self.keys[i].kid_len == t.kid_len and memcmp(
                 self.keys[i].kid, t.kid, <size_t>t.kid_len
             ) == 0:
+                t.signer = <int>i  # same kid bytes: its cached hex is the kid's hex
                 return 0
         return R_KID_UNKNOWN
 
@@ -1037,6 +1194,8 @@ cdef class Verifier:
                 mlen = sig_structure(s, msg)
             if alg == A_EDDSA:
                 ok = _ed_verify(s.sig, msg, <unsigned long long>mlen, k.raw) == 0
+            elif k.evp_pkey != NULL:
+                ok = ossl_verify(k, msg, mlen, s.sig, s.sig_len)
             else:
                 with gil:
                     ok = self._py_verify(i, msg, mlen, s)
@@ -1139,6 +1298,7 @@ cdef class Verifier:
         if e.used:
             t.kid = self.keys[e.signer].kid
             t.kid_len = self.keys[e.signer].kid_len
+            t.signer = e.signer
         else:
             t.payload_ok = False
             if self._check_cert(t, &tok, cert, cert_len, &e):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -240,6 +241,28 @@ class Verifier:
         self.replay = ReplayCache(replay_capacity)
         self.cert_cache_capacity = cert_cache_capacity
         self._certs: dict[bytes, _Cert] = {}
+
+    def __len__(self) -> int:
+        return len(self.replay)
+
+    def memory(self) -> dict[str, float]:
+        """Approximate bytes held by the caches (Python objects, measured now).
+
+        Same keys as the compiled module's; the reference's dicts grow with use, so the
+        per-entry figures are for the entries held (about 170 bytes per replay entry).
+        """
+        seen = self.replay._seen
+        replay = sys.getsizeof(seen) + sum(sys.getsizeof(k) + 24 for k in seen)
+        certs = sys.getsizeof(self._certs) + sum(
+            sys.getsizeof(k) + sys.getsizeof(v) + 200 for k, v in self._certs.items()
+        )
+        return {
+            "replay_entries": len(seen),
+            "replay_bytes": replay,
+            "replay_bytes_per_entry": replay / max(1, len(seen)),
+            "cert_cache_bytes": certs,
+            "cert_cache_bytes_per_entry": certs / max(1, len(self._certs)),
+        }
 
     def verify_batch(self, qrs: Sequence[Any], at: float | None = None) -> list[Result]:
         """Verify many codes in order (same results as calling :meth:`verify` on each)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from fastpath.tokens.claims import claims_of
 
 
-class Result:
-    """Outcome of verifying one scanned code (immutable).
+class Result(tuple[Any, ...]):
+    """Outcome of verifying one scanned code (an immutable tuple underneath, so that the
+    compiled module builds one in a single C call).
 
     - ``valid``: True only when every stage passed (``stage == "ok"``).
     - ``stage``: ``"ok"`` or the name of the first failing stage (see
@@ -17,47 +19,39 @@ class Result:
     - ``kid``: the signer's key id as lowercase hex (the issuer kid for ``SC1:``), or
       None before it was read.
     - ``claims``: JSON-ready claims once the ``cose`` stage passed, else ``{}``; decoded
-      on first access from the verified payload bytes.
+      on first access from the payload bytes.
     """
 
-    __slots__ = ("_claims", "_payload", "_profile", "kid", "reason", "stage", "valid")
+    __slots__ = ()
 
-    valid: bool
-    stage: str
-    reason: str
-    kid: str | None
-    _profile: str
-    _payload: bytes | None
-    _claims: dict[str, Any] | None
-
-    def __init__(
-        self,
+    def __new__(
+        cls,
         valid: bool,
         stage: str,
         reason: str,
         kid: str | None = None,
         profile: str = "",
         payload: bytes | None = None,
-    ) -> None:
-        object.__setattr__(self, "valid", valid)
-        object.__setattr__(self, "stage", stage)
-        object.__setattr__(self, "reason", reason)
-        object.__setattr__(self, "kid", kid)
-        object.__setattr__(self, "_profile", profile)
-        object.__setattr__(self, "_payload", payload)
-        object.__setattr__(self, "_claims", None)
+    ) -> Result:
+        # the last item is a one-slot cache for the decoded claims
+        return tuple.__new__(cls, (valid, stage, reason, kid, profile, payload, []))
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Result is immutable")
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickle / copy
+        return tuple(self[:6])
+
+    valid: bool = property(itemgetter(0))  # type: ignore[assignment]
+    stage: str = property(itemgetter(1))  # type: ignore[assignment]
+    reason: str = property(itemgetter(2))  # type: ignore[assignment]
+    kid: str | None = property(itemgetter(3))  # type: ignore[assignment]
 
     @property
     def claims(self) -> dict[str, Any]:
         """The claims as a JSON-ready dict (see :func:`fastpath.tokens.claims.claims_of`)."""
-        cached = self._claims
-        if cached is None:
-            cached = {} if self._payload is None else claims_of(self._profile, self._payload)
-            object.__setattr__(self, "_claims", cached)
-        return cached
+        cache: list[dict[str, Any]] = self[6]
+        if not cache:
+            payload = self[5]
+            cache.append({} if payload is None else claims_of(self[4], payload))
+        return cache[0]
 
     def as_dict(self) -> dict[str, Any]:
         """The JSONL output shape: valid, stage, reason, kid, claims."""
@@ -73,6 +67,10 @@ class Result:
         if not isinstance(other, Result):
             return NotImplemented
         return self.as_dict() == other.as_dict()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     __hash__ = None  # type: ignore[assignment]
 

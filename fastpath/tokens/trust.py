@@ -138,6 +138,22 @@ def key_from_spec(spec: Mapping[str, Any]) -> TrustKey:
     )
 
 
+def _certificate_der(text: Any) -> bytes:
+    """Base64 DER (line breaks allowed) or a PEM block -> DER bytes."""
+    if not isinstance(text, str):
+        raise TrustListError("a certificate must be a base64 string", "certificate_invalid")
+    if "-----BEGIN" in text:
+        try:
+            cert = x509.load_pem_x509_certificate(text.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise TrustListError(f"bad PEM certificate: {exc}", "certificate_invalid") from exc
+        return cert.public_bytes(serialization.Encoding.DER)
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise TrustListError(f"bad base64 certificate: {exc}", "certificate_invalid") from exc
+
+
 class TrustList:
     """An ordered, immutable collection of :class:`TrustKey`, looked up by kid."""
 
@@ -157,15 +173,10 @@ class TrustList:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> TrustList:
-        """From ``{"trust_certs": [base64 DER], "trust_keys": [spec]}`` (both optional)."""
+        """From ``{"trust_certs": [base64 DER or PEM], "trust_keys": [spec]}`` (both
+        optional; see :func:`key_from_spec`). Raises :class:`TrustListError`."""
         keys: list[TrustKey] = []
-        for b64 in doc.get("trust_certs") or ():
-            try:
-                der = base64.b64decode(b64, validate=True)
-            except (binascii.Error, TypeError, ValueError) as exc:
-                raise TrustListError(
-                    f"bad base64 certificate: {exc}", "certificate_invalid"
-                ) from exc
-            keys.append(key_from_certificate(der))
+        for text in doc.get("trust_certs") or ():
+            keys.append(key_from_certificate(_certificate_der(text)))
         keys.extend(key_from_spec(spec) for spec in doc.get("trust_keys") or ())
         return cls(keys)

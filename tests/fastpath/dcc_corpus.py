@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "dcc"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/testdata/dcc")
+from tests.paths import TESTDATA
+
+CORPUS = TESTDATA / "dcc"
 
 # corpus expectation key -> the verifier stages it covers
 STAGE_KEYS: dict[str, tuple[str, ...]] = {

@@ -122,3 +122,33 @@ def test_bench_json_keys() -> None:
         "hc1_vs_raw",
     ):
         assert figures[key] > 0, key
+
+
+def test_mounted_under_consentgate_token() -> None:
+    from authz.cli import app as root
+
+    result = runner.invoke(root, ["token", "verify", "--profile", "dcc", "HC1:GGW"])
+    assert result.exit_code == 1
+    assert _lines(result.stdout)[0]["reason"] == "base45_overflow"
+
+
+def test_trust_certs_accept_wrapped_base64_and_pem() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from fastpath.errors import TrustListError
+    from fastpath.tokens.trust import TrustList
+
+    signer = HC1Signer.generate("ES256")
+    b64 = base64.b64encode(signer.cert_der).decode()
+    wrapped = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    pem = (
+        x509.load_der_x509_certificate(signer.cert_der)
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    for text in (b64, wrapped, pem):
+        assert TrustList.from_json({"trust_certs": [text]}).keys[0].kid == signer.kid
+    for bad in ("%%%", 5, "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----"):
+        with pytest.raises(TrustListError):
+            TrustList.from_json({"trust_certs": [bad]})

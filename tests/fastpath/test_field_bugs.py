@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -193,3 +194,52 @@ def test_ps256_round_trip(impl: Any) -> None:
 def test_cose_tag_forms(impl: Any, signer: HC1Signer, tag: str) -> None:
     result = _verify(impl, TrustList([signer.trust_key()]), hc1_token(signer, tag=tag))
     assert _outcome(result) == (True, "ok", "ok")
+
+
+def test_openssl_pointer_path_and_fallback_agree(signer: HC1Signer) -> None:
+    """The compiled module verifies ES256/PS256 through libcrypto pointers (GIL released)
+    or, with CONSENTGATE_NO_OPENSSL_POINTERS=1, through ``cryptography``: same results."""
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    rsa_signer = HC1Signer.generate("PS256")
+    cases = [
+        (signer, hc1_token(signer)),
+        (signer, hc1_token(signer, sign=lambda m: bytes(64))),
+        (rsa_signer, hc1_token(rsa_signer)),
+        (rsa_signer, hc1_token(rsa_signer, sign=lambda m: bytes(256))),
+    ]
+    script = (
+        "import base64, json, sys\n"
+        "from fastpath import _tokens\n"
+        "from fastpath.tokens.trust import TrustList, key_from_certificate\n"
+        "out = []\n"
+        "for cert, qr in json.loads(sys.stdin.read()):\n"
+        "    trust = TrustList([key_from_certificate(base64.b64decode(cert))])\n"
+        "    r = _tokens.Verifier(trust, profile='dcc').verify(qr)\n"
+        "    out.append([r.valid, r.stage, r.reason])\n"
+        "print(json.dumps([_tokens.OPENSSL_WITHOUT_GIL, out]))\n"
+    )
+    payload = json.dumps([[base64.b64encode(s.cert_der).decode(), qr] for s, qr in cases])
+    runs = []
+    for env_value in ("", "1"):
+        env = {**os.environ, "CONSENTGATE_NO_OPENSSL_POINTERS": env_value}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            input=payload,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        runs.append(json.loads(done.stdout))
+    assert runs[1][0] is False
+    expected = [
+        [True, "ok", "ok"],
+        [False, "signature", "signature_invalid"],
+        [True, "ok", "ok"],
+        [False, "signature", "signature_invalid"],
+    ]
+    assert runs[0][1] == runs[1][1] == expected

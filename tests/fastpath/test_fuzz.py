@@ -114,3 +114,19 @@ def test_non_text_inputs() -> None:
     for value in (None, 5, b"SC1:", bytearray(b"x"), ["SC1:"]):
         assert _all_agree("sc1", value)["reason"] == "not_text"
     assert _all_agree("sc1", "SC1:" + "0" * 9000)["reason"] == "too_long"
+
+
+@FUZZ
+@given(
+    st.floats(min_value=T0 - 400, max_value=T0 + 90_000, allow_nan=False),
+    st.sampled_from([0.0, 5.0, 30.0]),
+    st.integers(-100, 100),
+    st.sampled_from([30, 60, 301]),
+)
+def test_clock_and_skew_agree(at: float, skew: float, shift: int, lifetime: int) -> None:
+    qr = CARD.code(iat=T0 + shift, lifetime=lifetime)
+    outcomes = [
+        module.Verifier(TRUST["sc1"], skew=skew).verify(qr, at).as_dict()
+        for module in IMPLS.values()
+    ]
+    assert all(outcome == outcomes[0] for outcome in outcomes)

@@ -231,3 +231,29 @@ def test_batch_equals_single_and_threads_agree(impl: Any, card: Card) -> None:
     merged[0::2] = out[0]
     merged[1::2] = out[1]
     assert merged == single
+
+
+def test_memory_accounting(impl: Any, card: Card) -> None:
+    verifier = impl.Verifier(_trust(card), replay_capacity=1000, cert_cache_capacity=100)
+    for _ in range(5):
+        assert verifier.verify(card.code(), T0).valid
+    memory = verifier.memory()
+    assert memory["replay_entries"] == len(verifier) == 5
+    assert memory["replay_bytes"] > 0 and memory["cert_cache_bytes"] > 0
+    if impl.IMPLEMENTATION == "compiled":
+        # fixed tables: 2048 slots x 40 bytes for 1000 entries; 128 x 120 bytes for 100
+        assert memory["replay_bytes"] == 2048 * 40
+        assert 80 <= memory["replay_bytes_per_entry"] <= 160
+        assert memory["cert_cache_bytes"] == 128 * 120
+
+
+def test_result_is_immutable_and_picklable(impl: Any, card: Card) -> None:
+    import copy
+    import pickle
+
+    result = impl.Verifier(_trust(card)).verify(card.code(), T0)
+    with pytest.raises(AttributeError):
+        result.valid = False
+    clone = pickle.loads(pickle.dumps(result))
+    assert clone == result == copy.copy(result)
+    assert clone.claims["sub"] == "01" * 32

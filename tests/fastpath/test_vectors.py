@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,13 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from fastpath.tokens.base45 import Base45Error, b45decode, b45encode
 from fastpath.tokens.trust import TrustList, key_from_public
+from tests.paths import TESTDATA
 
-VECTORS_PATH = Path("/work/shared/testdata/vectors.json")
-for parent in Path(__file__).resolve().parents:
-    if (parent / "shared" / "testdata" / "vectors.json").is_file():
-        VECTORS_PATH = parent / "shared" / "testdata" / "vectors.json"
-        break
-VECTORS = json.loads(VECTORS_PATH.read_text())
+VECTORS = json.loads((TESTDATA / "vectors.json").read_text())
 B45 = VECTORS["base45_rfc9285"]
 A3 = VECTORS["cwt_rfc8392_A3"]
 A3_COSE = bytes.fromhex(A3["cose_sign1_hex"])
