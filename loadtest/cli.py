@@ -35,8 +35,8 @@ import orjson
 from loadtest import pool as pool_mod
 from loadtest import report
 from loadtest.errors import LoadtestError, ServiceError
+from loadtest.profiles import PROFILES
 from loadtest.scale import endpoint_rates, pool_size, users_at
-from loadtest.shapes import PROFILES
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 STATS_PREFIX = "stats"

@@ -30,6 +30,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest import pool as pool_mod
+from loadtest.profiles import PROFILES
 from loadtest.scale import (
     ALLOWED_CHECK_SHARE,
     GATE_BATCH,
@@ -38,7 +39,7 @@ from loadtest.scale import (
     class_weights,
     task_weights,
 )
-from loadtest.shapes import PROFILES, SelectedShape
+from loadtest.shapes import SelectedShape
 
 log = logging.getLogger("loadtest")
 SIWE_POOL_TTL_S = 540.0

@@ -20,6 +20,9 @@ from loadtest.errors import ReportError
 ACCESS_CHECKS = "POST /v1/access-checks"
 GRANTS = "POST /v1/consents"
 AGGREGATED = "Aggregated"
+STATS_COLUMNS = frozenset(
+    {"Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%"}
+)
 
 
 @dataclass(frozen=True)
@@ -58,25 +61,27 @@ def read_stats(path: Path) -> dict[str, dict[str, float]]:
     missing or lacks Locust's columns."""
     try:
         with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
     except OSError as exc:
         raise ReportError(f"no Locust stats at {path}: {exc}", code="report_missing") from exc
+    missing = sorted(STATS_COLUMNS - columns)
+    if missing:
+        raise ReportError(f"{path} lacks columns {missing}", code="report_missing")
     out: dict[str, dict[str, float]] = {}
     for row in rows:
-        try:
-            name = row["Name"] if row["Name"] == AGGREGATED else f"{row['Type']} {row['Name']}"
-            requests, failures = int(_num(row, "Request Count")), int(_num(row, "Failure Count"))
-            out[name] = {
-                "requests": requests,
-                "failures": failures,
-                "rps": round(_num(row, "Requests/s"), 3),
-                "p50_ms": _num(row, "50%"),
-                "p95_ms": _num(row, "95%"),
-                "p99_ms": _num(row, "99%"),
-                "failure_ratio": failures / requests if requests else 0.0,
-            }
-        except KeyError as exc:
-            raise ReportError(f"{path} lacks column {exc}", code="report_missing") from exc
+        name = row["Name"] if row["Name"] == AGGREGATED else f"{row['Type']} {row['Name']}"
+        requests, failures = int(_num(row, "Request Count")), int(_num(row, "Failure Count"))
+        out[name] = {
+            "requests": requests,
+            "failures": failures,
+            "rps": round(_num(row, "Requests/s"), 3),
+            "p50_ms": _num(row, "50%"),
+            "p95_ms": _num(row, "95%"),
+            "p99_ms": _num(row, "99%"),
+            "failure_ratio": failures / requests if requests else 0.0,
+        }
     if AGGREGATED not in out:
         raise ReportError(f"{path} has no Aggregated row", code="report_missing")
     return out

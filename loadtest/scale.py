@@ -164,6 +164,10 @@ def endpoint_rates(scale: float = 1.0) -> dict[str, float]:
     }
 
 
+MAX_POOL_GRANTS: Final = 50_000
+MAX_POOL_WITHDRAWALS: Final = 500
+
+
 @dataclass(frozen=True)
 class PoolSize:
     """How many pre-built payloads a run needs (each worker's share already included)."""
@@ -179,6 +183,10 @@ def pool_size(scale: float, load_seconds: float, workers: int = 1, margin: float
     """Payloads for a run of ``load_seconds`` (integral of the shape factor over time,
     seconds at full scale) split over ``workers`` partitions.
 
+    Capped so setup stays bounded (every withdrawal costs a grant transaction first; every
+    grant an API call and a signature): beyond the caps the run counts
+    ``pool_exhausted.*`` in the summary instead of sending.
+
     Each partition alone covers ``margin`` x the whole run's demand, because Locust may
     put every user of a class on one worker. Sign-ins are capped: SIWE nonces live 10
     minutes, so longer runs sign the rest inline (counted in the summary).
@@ -190,8 +198,8 @@ def pool_size(scale: float, load_seconds: float, workers: int = 1, margin: float
         return max(floor, round(rate * scale * load_seconds * margin)) * max(1, workers)
 
     return PoolSize(
-        grants=need(c["grant"], 8),
-        withdrawals=need(c["withdraw"], 2),
+        grants=min(need(c["grant"], 8), MAX_POOL_GRANTS),
+        withdrawals=min(need(c["withdraw"], 2), MAX_POOL_WITHDRAWALS),
         sign_ins=min(need(c["sign_in"], 8) + users_at(scale) * max(1, workers), 5000),
         gate_codes=min(need(g["validate_batch"], 4) * GATE_BATCH, 20000),
         departments=max(2, round(REGISTRAR_TASKS_PER_S * load_seconds * margin) + 2),
