@@ -219,6 +219,8 @@ def run(
         raise LoadtestError(f"Locust exited {rc}; see {out}/locust-0.log", code="locust_failed")
     extras_path = out / "extras.json"
     extras = orjson.loads(extras_path.read_bytes()) if extras_path.exists() else {}
+    if skip:
+        extras.setdefault("skipped", {})["Gate"] = str(p.gate.get("reason"))
     mean = load_s / args.duration if args.duration else 0.0
     run_info = {
         "shape": args.shape,
