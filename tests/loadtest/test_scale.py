@@ -54,6 +54,7 @@ def test_endpoint_rates_scale_except_registrar() -> None:
         expected = rate if name.endswith(("/v1/departments", "/v1/departments/[id]")) else rate / 10
         assert tenth[name] == pytest.approx(expected)
     assert max(full, key=full.__getitem__) == "POST /v1/access-checks"
+    assert sum(full.values()) == pytest.approx(5111.6, abs=0.1)  # README's total
 
 
 def test_weights_keep_the_mix() -> None:
