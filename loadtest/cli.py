@@ -126,8 +126,11 @@ def locust_commands(args: argparse.Namespace, host: str, out: Path, skip: str) -
         "--scale", str(args.scale),
         "--duration", str(args.duration),
         "--skip-classes", skip,
+        "--partitions", str(max(1, args.workers)),
         "--loglevel", "WARNING",
     ]  # fmt: skip
+    # Locust's master sends its custom options to the workers, which overwrite their own:
+    # every process gets the same ones (--partitions included).
     if args.probe:
         common += ["--probe", args.probe, "--probe-users", str(args.probe_users)]
     head = [
@@ -145,7 +148,7 @@ def locust_commands(args: argparse.Namespace, host: str, out: Path, skip: str) -
     master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
     master += ["--expect-workers", str(args.workers), "--expect-workers-max-wait", "60"]
     worker = base + common + ["--worker", "--master-host", "127.0.0.1"]
-    worker += ["--master-port", str(port), "--partitions", str(args.workers)]
+    worker += ["--master-port", str(port)]
     return [master] + [worker] * args.workers
 
 

@@ -15,6 +15,7 @@ single local runner) writes them to ``--extras-out`` as JSON when it quits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -22,10 +23,11 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
+import locust.runners
 import orjson
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from locust import FastHttpUser, constant, constant_throughput, events, task
+from locust import FastHttpUser, argument_parser, constant, constant_throughput, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -48,6 +50,14 @@ JSON = {"Content-Type": "application/json"}
 
 __all__ = ["AccessCheckProbe", "Citizen", "Department", "Gate", "HealthzProbe", "Registrar"]
 _ = SelectedShape  # the locustfile's only LoadTestShape
+
+# Distributed mode on a busy machine: a Locust 2.47 worker rebuilds its default argument
+# parser once per option of every spawn message (runners.py, "receive custom
+# arguments"), ~1 s of blocked event loop per shape tick; heartbeats stall and the master
+# drops the worker. The defaults never change within a process, so cache them, and give
+# workers a longer heartbeat grace (locust issue #1897's documented knob).
+argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
+locust.runners.HEARTBEAT_LIVENESS = 10
 
 
 @events.init_command_line_parser.add_listener

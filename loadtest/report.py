@@ -170,6 +170,7 @@ def summarize(
     Shape: ``{"run": run, "endpoints": {name: {requests, failures, rps, p50_ms, p95_ms,
     p99_ms, failure_ratio}}, "totals": {same + status_codes, responses_5xx},
     "service_levels": [...], "passed": bool, "workers", "counters", "skipped"}``.
+    A run that made no request does not pass, whatever the levels say.
     """
     stats = read_stats(stats_csv)
     status = {str(k): int(v) for k, v in extras.get("status_codes", {}).items()}
@@ -183,7 +184,7 @@ def summarize(
         "endpoints": endpoints,
         "totals": totals,
         "service_levels": slo,
-        "passed": all(s["held"] is not False for s in slo),
+        "passed": totals["requests"] > 0 and all(s["held"] is not False for s in slo),
         "workers": extras.get("workers", {}),
         "counters": extras.get("counters", {}),
         "skipped": extras.get("skipped", {}),

@@ -56,7 +56,7 @@ def test_distributed_commands(tmp_path: Path) -> None:
     assert "--master" in master and opt(master, "--expect-workers") == "2"
     assert w1 == w2 and "--worker" in w1 and "--headless" not in w1
     assert opt(w1, "--master-port") == opt(master, "--master-bind-port")
-    assert opt(w1, "--partitions") == "2"
+    assert opt(w1, "--partitions") == opt(master, "--partitions") == "2"  # master's win
     assert opt(w1, "--pool") == opt(master, "--pool")
 
 

@@ -117,6 +117,15 @@ def test_unmeasured_level_does_not_fail(tmp_path: Path) -> None:
     assert s["passed"] is True
 
 
+def test_a_run_without_requests_does_not_pass(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + "\n,Aggregated,0,0,0,0.0,0,0,0,0.0,0.0" + ",N/A" * 11 + "\n")
+    s = report.summarize(path, {}, report.ServiceLevels(), {})
+    assert s["totals"]["requests"] == 0
+    assert [x["held"] for x in s["service_levels"]] == [None, None, True, True]
+    assert s["passed"] is False
+
+
 def test_service_levels_are_configurable() -> None:
     levels = report.ServiceLevels.parse(["access_check_p99_ms=20", "max_5xx=2"])
     assert levels == report.ServiceLevels(access_check_p99_ms=20.0, max_5xx=2)
