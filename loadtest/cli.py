@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,23 +153,63 @@ def locust_commands(args: argparse.Namespace, host: str, out: Path, skip: str) -
     return [master] + [worker] * args.workers
 
 
-def run_locust(cmds: list[list[str]], out: Path, timeout_s: float) -> tuple[int, float, float]:
+@dataclass
+class CpuSampler:
+    """Samples (monotonic s, generator CPU s, server CPU s) every ``period`` seconds."""
+
+    pids: list[int]
+    server_pid: int | None
+    samples: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        gen = sum(_process_cpu(pid) for pid in self.pids)
+        srv = _process_cpu(self.server_pid)
+        if gen == gen:  # NaN once a process has exited
+            self.samples.append((time.monotonic(), gen, srv))
+
+    def steady(self) -> dict[str, float | None]:
+        """CPU as % of one core over the middle of the run (40 %-95 % of the sampled
+        time), which leaves out Locust's start-up imports and its report writing."""
+        if len(self.samples) < 4:
+            return {"generator": None, "server": None}
+        t0, t1 = self.samples[0][0], self.samples[-1][0]
+        window = [x for x in self.samples if t0 + 0.4 * (t1 - t0) <= x[0] <= t0 + 0.95 * (t1 - t0)]
+        if len(window) < 2:
+            return {"generator": None, "server": None}
+        (a, g0, s0), (b, g1, s1) = window[0], window[-1]
+        srv = report.cpu_percent(s1 - s0, b - a)
+        return {
+            "generator": round(report.cpu_percent(g1 - g0, b - a), 1),
+            "server": None if srv != srv else round(srv, 1),
+        }
+
+
+def run_locust(
+    cmds: list[list[str]], out: Path, timeout_s: float, server_pid: int | None = None
+) -> tuple[int, float, float, CpuSampler]:
     """Run the Locust processes to completion; returns (master's exit code, wall seconds,
-    CPU seconds of all Locust processes). Raises :class:`LoadtestError` on a timeout."""
+    CPU seconds of all Locust processes, the CPU samples). Raises :class:`LoadtestError`
+    ``locust_hung`` on a timeout."""
     cpu0, t0 = _children_cpu(), time.monotonic()
     logs = [(out / f"locust-{i}.log").open("wb") for i in range(len(cmds))]
     procs = [
         subprocess.Popen(c, stdout=log, stderr=subprocess.STDOUT)
         for c, log in zip(cmds, logs, strict=True)
     ]
+    sampler = CpuSampler([p.pid for p in procs], server_pid)
     try:
-        rc = procs[0].wait(timeout_s)
+        while procs[0].poll() is None:
+            if time.monotonic() - t0 > timeout_s:
+                raise LoadtestError(
+                    f"Locust did not finish in {timeout_s:.0f} s", code="locust_hung"
+                )
+            sampler.sample()
+            time.sleep(0.5)
+        rc = procs[0].returncode
         for p in procs[1:]:
             p.wait(30)
     except subprocess.TimeoutExpired as exc:
-        raise LoadtestError(
-            f"Locust did not finish in {timeout_s:.0f} s", code="locust_hung"
-        ) from exc
+        raise LoadtestError("a Locust worker did not stop", code="locust_hung") from exc
     finally:
         for p in procs:
             if p.poll() is None:
@@ -176,7 +217,7 @@ def run_locust(cmds: list[list[str]], out: Path, timeout_s: float) -> tuple[int,
                 p.wait()
         for log in logs:
             log.close()
-    return rc, time.monotonic() - t0, _children_cpu() - cpu0
+    return rc, time.monotonic() - t0, _children_cpu() - cpu0, sampler
 
 
 def parser() -> argparse.ArgumentParser:
@@ -216,7 +257,8 @@ def run(
         print(f"loadtest: Gate users skipped: {p.gate.get('reason')}", file=sys.stderr)
     server_cpu0 = _process_cpu(server_pid)
     cmds = locust_commands(args, host, out, skip)
-    rc, wall, cpu = run_locust(cmds, out, args.duration + 180)
+    rc, wall, cpu, sampler = run_locust(cmds, out, args.duration + 180, server_pid)
+    steady = sampler.steady()
     server_cpu = _process_cpu(server_pid) - server_cpu0
     if rc not in (0, 1):
         raise LoadtestError(f"Locust exited {rc}; see {out}/locust-0.log", code="locust_failed")
@@ -246,12 +288,14 @@ def run(
             "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2),
             "cpu_percent_of_one_core": round(report.cpu_percent(cpu, wall), 1),
+            "steady_cpu_percent_of_one_core": steady["generator"],
         },
         "server": {
             "cpu_s": None if server_cpu != server_cpu else round(server_cpu, 2),
             "cpu_percent_of_one_core": None
             if server_cpu != server_cpu
             else round(report.cpu_percent(server_cpu, wall), 1),
+            "steady_cpu_percent_of_one_core": steady["server"],
         },
     }
     summary = report.summarize(
@@ -280,7 +324,10 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         verdict = {True: "held", False: "FAILED", None: "not measured"}[s["held"]]
         print(f"service level {s['name']}: {s['value']} (limit {s['threshold']}) {verdict}")
     gen = summary["run"]["generator"]
-    print(f"generator CPU: {gen['cpu_s']} s = {gen['cpu_percent_of_one_core']} % of one core")
+    print(
+        f"generator CPU: {gen['cpu_s']} s = {gen['cpu_percent_of_one_core']} % of one core "
+        f"({gen['steady_cpu_percent_of_one_core']} % in the steady middle of the run)"
+    )
     print(
         f"report: {out / 'report.html'}  summary: {out / 'summary.json'}  plot: {out / 'plot.png'}"
     )
@@ -300,8 +347,8 @@ def ceiling(args: argparse.Namespace, out: Path, host: str, token: str, pid: int
             "p50_ms": s["totals"]["p50_ms"],
             "p99_ms": s["totals"]["p99_ms"],
             "failures": s["totals"]["failures"],
-            "generator_cpu_percent": s["run"]["generator"]["cpu_percent_of_one_core"],
-            "server_cpu_percent": s["run"]["server"]["cpu_percent_of_one_core"],
+            "generator_cpu_percent": s["run"]["generator"]["steady_cpu_percent_of_one_core"],
+            "server_cpu_percent": s["run"]["server"]["steady_cpu_percent_of_one_core"],
         }
     h = result["healthz"]["rps"]
     result["ratio"] = round(result["access_checks"]["rps"] / h, 3) if h else None

@@ -89,7 +89,10 @@ def read_stats(path: Path) -> dict[str, dict[str, float]]:
 
 def read_history(path: Path) -> list[dict[str, float]]:
     """The Aggregated rows of the stats history: ``t`` (s from the first row), users,
-    rps, p50_ms, p95_ms, p99_ms. Raises :class:`ReportError` when missing."""
+    rps (requests completed since the previous row / seconds between them; Locust's own
+    ``Requests/s`` column is a 10-s moving average that lags a spike), p50_ms, p95_ms,
+    p99_ms (Locust's current-window percentiles). Raises :class:`ReportError` when
+    missing."""
     try:
         with path.open(newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("Name") == AGGREGATED]
@@ -98,17 +101,22 @@ def read_history(path: Path) -> list[dict[str, float]]:
     if not rows:
         return []
     t0 = _num(rows[0], "Timestamp")
-    return [
-        {
-            "t": _num(r, "Timestamp") - t0,
-            "users": _num(r, "User Count"),
-            "rps": _num(r, "Requests/s"),
-            "p50_ms": _num(r, "50%"),
-            "p95_ms": _num(r, "95%"),
-            "p99_ms": _num(r, "99%"),
-        }
-        for r in rows
-    ]
+    out = []
+    prev_t, prev_n = t0, _num(rows[0], "Total Request Count")
+    for r in rows:
+        t, n = _num(r, "Timestamp"), _num(r, "Total Request Count")
+        out.append(
+            {
+                "t": t - t0,
+                "users": _num(r, "User Count"),
+                "rps": (n - prev_n) / (t - prev_t) if t > prev_t else 0.0,
+                "p50_ms": _num(r, "50%"),
+                "p95_ms": _num(r, "95%"),
+                "p99_ms": _num(r, "99%"),
+            }
+        )
+        prev_t, prev_n = t, n
+    return out
 
 
 def count_5xx(status_codes: dict[str, int]) -> int:

@@ -63,3 +63,11 @@ def test_distributed_commands(tmp_path: Path) -> None:
 def test_driver_defaults_are_the_smoke() -> None:
     a = cli.parser().parse_args([])
     assert (a.shape, a.scale, a.duration, a.workers, a.target) == ("soak", 0.01, 60.0, 0, "")
+
+
+def test_steady_cpu_leaves_out_start_up_and_shutdown() -> None:
+    s = cli.CpuSampler([], None)
+    # 2 s of start-up burning a whole core, then 25 % of a core, server at 50 %
+    s.samples = [(t, min(t, 2.0) + max(0.0, t - 2.0) * 0.25, t * 0.5) for t in range(11)]
+    assert s.steady() == {"generator": 25.0, "server": 50.0}
+    assert cli.CpuSampler([], None).steady() == {"generator": None, "server": None}

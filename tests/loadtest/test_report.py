@@ -147,17 +147,19 @@ def test_history_and_plot(tmp_path: Path) -> None:
     lines = [HISTORY_HEADER]
     for i in range(5):
         pct = f"{5 + i},0,0,0,0,{9 + i},0,{12 + i},0,0,0"
-        lines.append(f"{1000 + i},{2 * i},,Aggregated,{10.0 * i},0.0,{pct},{i},0,0,0,0,0,0")
+        total = 25 * i * i  # completed requests so far: 0, 25, 100, 225, 400
+        lines.append(f"{1000 + i},{2 * i},,Aggregated,{10.0 * i},0.0,{pct},{total},0,0,0,0,0,0")
         lines.append(
             f"{1000 + i},{2 * i},POST,/v1/access-checks,1.0,0.0,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0"
         )
     hist.write_text("\n".join(lines) + "\n")
     h = report.read_history(hist)
     assert [x["t"] for x in h] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [x["rps"] for x in h] == [0.0, 25.0, 75.0, 125.0, 175.0]
     assert h[4] == {
         "t": 4.0,
         "users": 8.0,
-        "rps": 40.0,
+        "rps": 175.0,
         "p50_ms": 9.0,
         "p95_ms": 13.0,
         "p99_ms": 16.0,
