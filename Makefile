@@ -51,8 +51,14 @@ fuzz: $(STAMP) ## Fuzz the compiled QR token verifier against the reference with
 	$(PIP) install -q atheris
 	$(PY) -m tests.fastpath.fuzz_atheris -runs=$(FUZZ_RUNS)
 
-loadtest: $(STAMP) ## Locust load test (see loadtest/README.md)
-	$(PY) -m loadtest
+loadtest: SHAPE ?= soak
+loadtest: SCALE ?= 0.01
+loadtest: DURATION ?= 60
+loadtest: WORKERS ?= 0
+loadtest: OUT ?= loadtest/out
+loadtest: $(STAMP) ## Locust load test, headless: SHAPE=soak|day|spike SCALE=0.01 DURATION=60 WORKERS=0 [TARGET=URL] (loadtest/README.md)
+	$(PY) -m loadtest --shape $(SHAPE) --scale $(SCALE) --duration $(DURATION) \
+		--workers $(WORKERS) --out $(OUT) $(if $(TARGET),--target $(TARGET))
 
 clean: ## Remove build products (keeps ./data)
 	rm -rf build *.egg-info fastpath/*.c fastpath/*.so

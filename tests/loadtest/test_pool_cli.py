@@ -1,0 +1,73 @@
+"""Pool files and partitions, and the Locust command lines of the driver."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from loadtest import cli, pool
+from loadtest.errors import PoolError
+
+
+def test_partitions_are_disjoint_and_cover() -> None:
+    items = list(range(10))
+    parts = [pool.partition(items, i, 3) for i in range(3)]
+    assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert pool.partition(items, 0, 1) == items
+
+
+def test_pool_round_trips_and_refuses_garbage(tmp_path: Path) -> None:
+    p = pool.Pool("http://127.0.0.1:1", 27560, 1.5, "tok", citizens=["0xabc"], grants=[{"a": "b"}])
+    pool.save(p, tmp_path / "pool.json")
+    assert pool.load(tmp_path / "pool.json") == p
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(PoolError) as info:
+        pool.load(tmp_path / "bad.json")
+    assert info.value.code == "pool_unreadable"
+
+
+def test_random_address_shape() -> None:
+    a, b = pool.random_address(), pool.random_address()
+    assert re.fullmatch(r"0x[0-9a-f]{40}", a) and a != b
+
+
+def opt(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+def test_single_process_command(tmp_path: Path) -> None:
+    args = cli.parser().parse_args(["--scale", "0.02", "--duration", "15", "--shape", "spike"])
+    (cmd,) = cli.locust_commands(args, "http://h:1", tmp_path, "Gate")
+    assert cmd[1:3] == ["-m", "locust"]
+    assert "--headless" in cmd and "--csv-full-history" in cmd and "--master" not in cmd
+    assert opt(cmd, "--shape") == "spike"
+    assert opt(cmd, "--scale") == "0.02"
+    assert opt(cmd, "--duration") == "15.0"
+    assert opt(cmd, "--skip-classes") == "Gate"
+    assert opt(cmd, "--csv") == str(tmp_path / "stats")
+    assert opt(cmd, "--html") == str(tmp_path / "report.html")
+
+
+def test_distributed_commands(tmp_path: Path) -> None:
+    args = cli.parser().parse_args(["--workers", "2"])
+    master, w1, w2 = cli.locust_commands(args, "http://h:1", tmp_path, "")
+    assert "--master" in master and opt(master, "--expect-workers") == "2"
+    assert w1 == w2 and "--worker" in w1 and "--headless" not in w1
+    assert opt(w1, "--master-port") == opt(master, "--master-bind-port")
+    assert opt(w1, "--partitions") == opt(master, "--partitions") == "2"  # master's win
+    assert opt(w1, "--pool") == opt(master, "--pool")
+
+
+def test_driver_defaults_are_the_smoke() -> None:
+    a = cli.parser().parse_args([])
+    assert (a.shape, a.scale, a.duration, a.workers, a.target) == ("soak", 0.01, 60.0, 0, "")
+
+
+def test_steady_cpu_leaves_out_start_up_and_shutdown() -> None:
+    s = cli.CpuSampler([], None)
+    # 2 s of start-up burning a whole core, then 25 % of a core, server at 50 %
+    s.samples = [(t, min(t, 2.0) + max(0.0, t - 2.0) * 0.25, t * 0.5) for t in range(11)]
+    assert s.steady() == {"generator": 25.0, "server": 50.0}
+    assert cli.CpuSampler([], None).steady() == {"generator": None, "server": None}
