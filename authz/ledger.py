@@ -66,15 +66,26 @@ REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {
 
 
 def grant_args(message: dict[str, Any]) -> tuple[Any, ...]:
-    """The registry's ``Grant`` struct (as a tuple) from a Grant typed-data message."""
+    """The registry's ``Grant`` struct (as a tuple) from a Grant typed-data message.
+
+    ``message`` is the signed (string) form: ``purpose`` str, ``piCategories`` and
+    ``thirdParties`` lists of str, ``recordHash`` 0x hex, integers as int or decimal str.
+    The three text fields are replaced by what EIP-712 ``encodeData`` puts in their place
+    (EIP-712, "Definition of encodeData"), so no label travels in calldata (issue 2, "No
+    personal information on chain") while the contract still computes the signed digest:
+    ``purposeHash`` = keccak256(utf8(purpose)) (32 bytes), ``piCategoryHashes`` = one
+    keccak256(utf8(c)) per category in signed order (stored on chain for checks), and
+    ``thirdPartiesHash`` = keccak256 of the concatenated keccak256(utf8(t)), which is
+    keccak256(b"") for no third parties. Raises ``KeyError`` for a missing field.
+    """
     m = message
     return (
         m["subject"],
         m["controller"],
-        m["purpose"],
-        list(m["piCategories"]),
+        keccak(text=m["purpose"]),
+        [keccak(text=c) for c in m["piCategories"]],
         m["sensitive"],
-        list(m["thirdParties"]),
+        keccak(b"".join(keccak(text=t) for t in m["thirdParties"])),
         m["separateConsent"],
         int(m["validFrom"]),
         int(m["validUntil"]),

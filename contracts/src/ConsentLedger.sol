@@ -11,7 +11,8 @@ import {GuardianRegistry} from "./GuardianRegistry.sol";
 
 /// @title Consent ledger
 /// @notice Grant and withdraw consent by EIP-712 signature of the subject or its active guardian,
-/// relayed by anyone. Signatures carry a keyed nonce (ERC-4337 style: key in the upper 192 bits)
+/// relayed by anyone. The relayed Grant carries the EIP-712 hashes of its text fields, never the
+/// text, so no label is ever readable in calldata, state or logs. Signatures carry a keyed nonce (ERC-4337 style: key in the upper 192 bits)
 /// of the signer and a mandatory deadline; the domain binds them to this chain and contract.
 abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianRegistry, EIP712, NoncesKeyed {
     bytes32 private constant GRANT_TYPEHASH =
@@ -20,6 +21,8 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
             "string[] thirdParties,bool separateConsent,uint64 validFrom,uint64 validUntil,bytes32 recordHash,"
             "uint256 nonce,uint256 deadline)"
         );
+    /// @dev EIP-712 hash of an empty string[]: keccak256 of zero concatenated element hashes.
+    bytes32 private constant EMPTY_STRING_ARRAY_HASH = keccak256("");
     bytes32 private constant WITHDRAWAL_TYPEHASH =
         keccak256("Withdrawal(bytes32 consentId,address subject,uint256 nonce,uint256 deadline)");
 
@@ -112,7 +115,7 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
 
     /// @inheritdoc IConsentLedger
     function hashGrant(Grant calldata g) external view returns (bytes32 digest) {
-        return _hashTypedDataV4(_grantStructHash(g, keccak256(bytes(g.purpose)), _hashStrings(g.piCategories)));
+        return _hashTypedDataV4(_grantStructHash(g));
     }
 
     /// @inheritdoc IConsentLedger
@@ -133,16 +136,14 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
     function _grant(Grant calldata g, bytes calldata signature) private returns (bytes32 consentId) {
         _checkDeadline(g.deadline);
         if (g.validUntil <= g.validFrom) revert ConsentInvalidValidity(g.validFrom, g.validUntil);
-        bool thirdParty = g.thirdParties.length != 0;
+        bool thirdParty = g.thirdPartiesHash != EMPTY_STRING_ARRAY_HASH;
         if ((g.sensitive || thirdParty) && !g.separateConsent) {
             revert ConsentSeparateConsentRequired(g.sensitive, thirdParty);
         }
-        if (g.piCategories.length == 0) revert ConsentNoCategories();
-        bytes32 purposeHash = keccak256(bytes(g.purpose));
-        _requireActivePurpose(g.controller, purposeHash);
+        if (g.piCategoryHashes.length == 0) revert ConsentNoCategories();
+        _requireActivePurpose(g.controller, g.purposeHash);
 
-        bytes32[] memory categoryHashes = _hashStrings(g.piCategories);
-        consentId = _hashTypedDataV4(_grantStructHash(g, purposeHash, categoryHashes));
+        consentId = _hashTypedDataV4(_grantStructHash(g));
         if (_consents[consentId].grantedAt != 0) revert ConsentAlreadyExists(consentId);
         address signer = _authorizedSigner(consentId, signature, g.subject);
         _useCheckedNonce(signer, g.nonce);
@@ -156,17 +157,17 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
         c.validFrom = g.validFrom;
         c.signer = signer;
         c.validUntil = g.validUntil;
-        c.purposeHash = purposeHash;
+        c.purposeHash = g.purposeHash;
         c.recordHash = g.recordHash;
-        c.piCategoryHashes = categoryHashes;
+        c.piCategoryHashes = g.piCategoryHashes;
 
         emit ConsentGranted(
             consentId,
             g.subject,
             g.controller,
             signer,
-            purposeHash,
-            categoryHashes,
+            g.purposeHash,
+            g.piCategoryHashes,
             g.sensitive,
             thirdParty,
             g.validFrom,
@@ -222,24 +223,21 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
         if (items == 0 || items != signatures) revert ConsentBatchLengthMismatch(items, signatures);
     }
 
-    /// @dev hashStruct(Grant) per EIP-712: strings as keccak256 of their bytes, string arrays as
-    /// keccak256 of the concatenated element hashes. Encoded in two halves, which concatenate to
-    /// exactly abi.encode of all thirteen words, to stay within the stack.
-    function _grantStructHash(
-        Grant calldata g,
-        bytes32 purposeHash,
-        bytes32[] memory categoryHashes
-    ) private pure returns (bytes32) {
+    /// @dev hashStruct(Grant) per EIP-712 ("encodeData"): a string is encoded as keccak256 of its
+    /// bytes and a string[] as keccak256 of the concatenated element hashes, which is what the hashed
+    /// fields already hold (the categories still as their list, hashed here). Encoded in two
+    /// halves, which concatenate to exactly abi.encode of all thirteen words, to stay within the stack.
+    function _grantStructHash(Grant calldata g) private pure returns (bytes32) {
         bytes memory head = abi.encode(
             GRANT_TYPEHASH,
             g.subject,
             g.controller,
-            purposeHash,
-            keccak256(abi.encodePacked(categoryHashes)),
+            g.purposeHash,
+            keccak256(abi.encodePacked(g.piCategoryHashes)),
             g.sensitive
         );
         bytes memory tail = abi.encode(
-            keccak256(abi.encodePacked(_hashStrings(g.thirdParties))),
+            g.thirdPartiesHash,
             g.separateConsent,
             g.validFrom,
             g.validUntil,
@@ -248,13 +246,6 @@ abstract contract ConsentLedger is IConsentLedger, DepartmentRegistry, GuardianR
             g.deadline
         );
         return keccak256(bytes.concat(head, tail));
-    }
-
-    function _hashStrings(string[] calldata values) private pure returns (bytes32[] memory hashes) {
-        hashes = new bytes32[](values.length);
-        for (uint256 i = 0; i < values.length; ++i) {
-            hashes[i] = keccak256(bytes(values[i]));
-        }
     }
 
     function _isSubset(bytes32[] calldata wanted, bytes32[] storage granted) private view returns (bool) {

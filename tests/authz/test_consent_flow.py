@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from eth_account import Account
+from eth_utils import keccak
 from sqlalchemy import func, select
 
 from authz import typed_data
 from authz.client import sign_typed
+from authz.ledger import grant_args
 from authz.models import AccessRecord, Consent
 from tests.authz.conftest import Env
 
@@ -206,15 +210,43 @@ def test_category_outside_grant_and_expiry_denied(env: Env) -> None:
 
 def test_no_personal_information_on_chain(env: Env) -> None:
     dept, citizen = env.department(), Account.create()
-    req = env.request(dept, citizen.address, notice_url="https://bank.example/notice-7731")
+    third_party = "Zhang San 110101199003071234"
+    req = env.request(
+        dept,
+        citizen.address,
+        notice_url="https://bank.example/notice-7731",
+        third_parties=[third_party],
+    )
     grant = env.grant(req, citizen).json()
     tx = env.svc.chain.w3.eth.get_transaction(grant["tx_hash"])
     data = bytes(tx["input"])
     receipt = env.svc.chain.w3.eth.get_transaction_receipt(grant["tx_hash"])
     logged = b"".join(bytes(log["data"]) for log in receipt["logs"])
-    for secret in (b"notice-7731", b"Test Bank", req["request_id"].encode(), b"1095"):
-        assert secret not in data and secret not in logged
+    labels = (b"loan-underwriting", b"identity", b"income", third_party.encode(), b"Zhang")
+    others = (b"notice-7731", b"Test Bank", req["request_id"].encode(), b"1095")
+    for secret in (*labels, *others, b"110101199003071234"):
+        assert secret not in data and secret not in logged, secret
     assert bytes.fromhex(req["typed_data"]["message"]["recordHash"][2:]) in data
+    assert keccak(text="loan-underwriting") in data
+    assert keccak(keccak(text=third_party)) in data  # thirdPartiesHash of the one label
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {},
+        {"purpose": "贷款审批 ✓", "piCategories": ["身份证号", ""], "thirdParties": ["征信 Ltd"]},
+        {"purpose": "", "piCategories": [], "thirdParties": []},
+        {"thirdParties": ["", ""]},
+    ],
+    ids=["as-requested", "unicode", "empty", "empty-labels"],
+)
+def test_grant_args_hash_to_the_signed_digest(env: Env, terms: dict[str, Any]) -> None:
+    """hashGrant(grant_args(message)) is the EIP-712 digest the citizen's wallet signs."""
+    req = env.request(env.department(), Account.create().address)
+    message = {**req["typed_data"]["message"], **terms}
+    td = typed_data.grant_typed_data(env.svc.ledger.chain_id, env.svc.ledger.address, message)
+    assert bytes(env.svc.ledger.call("hashGrant", grant_args(message))) == typed_data.digest(td)
 
 
 def test_bad_input_is_problem_details_and_changes_nothing(env: Env) -> None:
@@ -346,8 +378,6 @@ def test_openapi_lists_the_contracted_paths(env: Env) -> None:
 
 
 def test_registry_typehashes_match_the_service_types(env: Env) -> None:
-    from eth_utils import keccak
-
     ledger = env.svc.ledger
     assert bytes(ledger.call("grantTypehash")) == keccak(text=typed_data.GRANT_TYPE)
     assert bytes(ledger.call("withdrawalTypehash")) == keccak(text=typed_data.WITHDRAWAL_TYPE)
@@ -355,10 +385,7 @@ def test_registry_typehashes_match_the_service_types(env: Env) -> None:
 
 def test_chain_refusals_map_to_stable_codes(env: Env) -> None:
     """The registry enforces the same rules on its own; its custom errors become codes."""
-    import pytest
-
     from authz.errors import BadRequest, Conflict
-    from authz.ledger import grant_args as _grant_tuple
 
     dept, citizen = env.department(), Account.create()
     req = env.request(dept, citizen.address, pii_categories=["medical_health"])
@@ -368,10 +395,10 @@ def test_chain_refusals_map_to_stable_codes(env: Env) -> None:
     td = typed_data.grant_typed_data(env.svc.ledger.chain_id, env.svc.ledger.address, message)
     sig = bytes.fromhex(sign_typed(citizen, td)[2:])
     with pytest.raises(BadRequest) as refused:
-        env.svc.ledger.send("grant", _grant_tuple(message), sig)
+        env.svc.ledger.send("grant", grant_args(message), sig)
     assert refused.value.code == "separate_consent_required"
     good = bytes.fromhex(sign_typed(citizen, req["typed_data"])[2:])
-    env.svc.ledger.send("grant", _grant_tuple(req["typed_data"]["message"]), good)
+    env.svc.ledger.send("grant", grant_args(req["typed_data"]["message"]), good)
     with pytest.raises(Conflict) as dup:
-        env.svc.ledger.send("grant", _grant_tuple(req["typed_data"]["message"]), good)
+        env.svc.ledger.send("grant", grant_args(req["typed_data"]["message"]), good)
     assert dup.value.code in {"duplicate_grant", "nonce_used"}

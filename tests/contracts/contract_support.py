@@ -63,6 +63,31 @@ def h(text: str) -> bytes:
     return keccak(text=text)
 
 
+def hashed_grant(message: dict[str, Any]) -> dict[str, Any]:
+    """The on-chain ``Grant`` struct for a Grant message in its signed (string) form.
+
+    Each text field becomes what EIP-712 ``encodeData`` puts in its place (EIP-712,
+    "Definition of encodeData"): ``purposeHash`` = keccak256(utf8(purpose)),
+    ``piCategoryHashes`` = the list of keccak256(utf8(category)) (the contract hashes their
+    concatenation), ``thirdPartiesHash`` = keccak256(concat of keccak256(utf8(t))).
+    """
+    m = dict(message)
+    return {
+        "subject": m["subject"],
+        "controller": m["controller"],
+        "purposeHash": h(m["purpose"]),
+        "piCategoryHashes": [h(c) for c in m["piCategories"]],
+        "sensitive": m["sensitive"],
+        "thirdPartiesHash": keccak(b"".join(h(t) for t in m["thirdParties"])),
+        "separateConsent": m["separateConsent"],
+        "validFrom": m["validFrom"],
+        "validUntil": m["validUntil"],
+        "recordHash": m["recordHash"],
+        "nonce": m["nonce"],
+        "deadline": m["deadline"],
+    }
+
+
 def fresh_nonce() -> int:
     """A keyed nonce as the service makes it: a random non-zero 192-bit key, sequence 0."""
     key = int.from_bytes(Account.create().key[:24], "big") or 1
@@ -252,8 +277,17 @@ class Registry:
         signable = encode_typed_data(full_message=self.typed_data(primary, message))
         return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
+    def hash_grant(self, message: dict[str, Any]) -> bytes:
+        """The contract's ``hashGrant`` of a string-form Grant message (sent hashed)."""
+        return bytes(self.contract.functions.hashGrant(hashed_grant(message)).call())
+
     def grant(self, message: dict[str, Any], signature: bytes) -> TxReceipt:
-        return self.chain.send(self.contract.functions.grant(message, signature))
+        """Relay a grant signed over the string form; the transaction carries the hashed form."""
+        return self.chain.send(self.contract.functions.grant(hashed_grant(message), signature))
+
+    def grant_batch(self, messages: list[dict[str, Any]], signatures: list[bytes]) -> Any:
+        """The ``grantBatch`` contract function for string-form messages (not yet sent)."""
+        return self.contract.functions.grantBatch([hashed_grant(m) for m in messages], signatures)
 
     def signed_grant(
         self, signer: LocalAccount, subject: str | None = None, **overrides: Any

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
@@ -14,6 +15,7 @@ from tests.contracts.contract_support import (
     CATEGORY_NOT_GRANTED,
     CONTROLLER_SUSPENDED,
     EXPIRED,
+    GRANT_FIELDS,
     GRANT_TYPE,
     NOT_FOUND,
     NOT_YET_VALID,
@@ -27,13 +29,14 @@ from tests.contracts.contract_support import (
     Registry,
     assert_reverts,
     h,
+    hashed_grant,
 )
 
 
 def test_grant_is_stored_and_checks_ok(registry: Registry) -> None:
     citizen = registry.citizen()
     message = registry.grant_message(citizen.address)
-    expected_id = registry.contract.functions.hashGrant(message).call()
+    expected_id = registry.hash_grant(message)
     receipt = registry.grant(message, registry.sign(citizen, "Grant", message))
     (event,) = registry.contract.events.ConsentGranted().process_receipt(receipt)
     consent_id = bytes(event["args"]["consentId"])
@@ -72,7 +75,7 @@ def test_same_signed_grant_twice_refused_first_unchanged(registry: Registry) -> 
     message = registry.grant_message(citizen.address)
     signature = registry.sign(citizen, "Grant", message)
     registry.grant(message, signature)
-    consent_id = bytes(registry.contract.functions.hashGrant(message).call())
+    consent_id = registry.hash_grant(message)
     before = _consent(registry, consent_id)
 
     assert_reverts(
@@ -477,13 +480,13 @@ def test_grant_batch_stores_all(registry: Registry) -> None:
     citizens = [registry.citizen() for _ in range(3)]
     messages = [registry.grant_message(c.address) for c in citizens]
     signatures = [registry.sign(c, "Grant", m) for c, m in zip(citizens, messages, strict=True)]
-    fn = registry.contract.functions.grantBatch(messages, signatures)
+    fn = registry.grant_batch(messages, signatures)
     ids = [bytes(i) for i in fn.call({"from": registry.chain.registrar})]
     receipt = registry.chain.send(fn)
 
     events = registry.contract.events.ConsentGranted().process_receipt(receipt)
     assert [bytes(e["args"]["consentId"]) for e in events] == ids
-    assert ids == [bytes(registry.contract.functions.hashGrant(m).call()) for m in messages]
+    assert ids == [registry.hash_grant(m) for m in messages]
     assert all(registry.check(i) == (True, OK) for i in ids)
 
 
@@ -493,21 +496,19 @@ def test_grant_batch_is_atomic(registry: Registry) -> None:
     messages[1]["deadline"] = 0
     signatures = [registry.sign(c, "Grant", m) for c, m in zip(citizens, messages, strict=True)]
     assert_reverts(
-        lambda: registry.chain.send(registry.contract.functions.grantBatch(messages, signatures)),
+        lambda: registry.chain.send(registry.grant_batch(messages, signatures)),
         "ConsentDeadlineZero",
     )
-    first = bytes(registry.contract.functions.hashGrant(messages[0]).call())
+    first = registry.hash_grant(messages[0])
     assert registry.check(first) == (False, NOT_FOUND)
     assert_reverts(
-        lambda: registry.chain.send(
-            registry.contract.functions.grantBatch(messages, signatures[:2])
-        ),
+        lambda: registry.chain.send(registry.grant_batch(messages, signatures[:2])),
         "ConsentBatchLengthMismatch",
         items=3,
         signatures=2,
     )
     assert_reverts(
-        lambda: registry.chain.send(registry.contract.functions.grantBatch([], [])),
+        lambda: registry.chain.send(registry.grant_batch([], [])),
         "ConsentBatchLengthMismatch",
         items=0,
     )
@@ -541,26 +542,100 @@ def test_typehash_getters_equal_hash_of_type_strings(registry: Registry) -> None
     assert bytes(functions.withdrawalTypehash().call()) == keccak(text=WITHDRAWAL_TYPE)
 
 
-def test_digests_equal_eth_account(registry: Registry) -> None:
-    citizen = registry.citizen()
-    grant = registry.grant_message(
-        citizen.address,
-        purpose="医保结算 · medical claims",
-        piCategories=["身份证号", "diagnosis", ""],
-        sensitive=True,
-        thirdParties=["insurer-a", "insurer-b"],
-        separateConsent=True,
-    )
-    assert bytes(registry.contract.functions.hashGrant(grant).call()) == registry.digest(
-        "Grant", grant
-    )
-    empty = registry.grant_message(citizen.address, piCategories=[], thirdParties=[])
-    assert bytes(registry.contract.functions.hashGrant(empty).call()) == registry.digest(
-        "Grant", empty
-    )
-    withdrawal = registry.withdrawal_message(h("consent"), citizen.address)
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {
+            "purpose": "医保结算 · medical claims",
+            "piCategories": ["身份证号", "diagnosis", ""],
+            "thirdParties": ["insurer-a", "保险公司 B"],
+        },
+        {"purpose": "", "piCategories": [], "thirdParties": []},
+        {"purpose": "ünïcødé 🙂", "piCategories": ["🙂"], "thirdParties": [""]},
+    ],
+    ids=["unicode", "empty", "empty-strings"],
+)
+def test_hashed_digest_equals_eth_account_string_digest(
+    registry: Registry, terms: dict[str, Any]
+) -> None:
+    """hashGrant over the hashed struct = eth-account's digest of the string form (EIP-712)."""
+    grant = registry.grant_message(registry.citizen().address, sensitive=True, **terms)
+    assert registry.hash_grant(grant) == registry.digest("Grant", grant)
+
+
+def test_withdrawal_digest_equals_eth_account(registry: Registry) -> None:
+    withdrawal = registry.withdrawal_message(h("consent"), registry.citizen().address)
     assert bytes(registry.contract.functions.hashWithdrawal(withdrawal).call()) == registry.digest(
         "Withdrawal", withdrawal
+    )
+
+
+PII_PURPOSE = "医保结算 claims of Zhang San"
+PII_CATEGORIES = ["身份证号 110101199003071234", "diagnosis of Zhang San"]
+PII_THIRD_PARTIES = ["Zhang San", "110101199003071234", "李四 (guardian)"]
+
+
+def test_grant_calldata_and_logs_carry_no_label(registry: Registry) -> None:
+    """Issue 2, "No personal information on chain": only the labels' hashes are relayed."""
+    registry.chain.send(
+        registry.contract.functions.addPurposes(registry.department, [h(PII_PURPOSE)])
+    )
+    citizen = registry.citizen()
+    message = registry.grant_message(
+        citizen.address,
+        purpose=PII_PURPOSE,
+        piCategories=PII_CATEGORIES,
+        thirdParties=PII_THIRD_PARTIES,
+        separateConsent=True,
+    )
+    signature = registry.sign(citizen, "Grant", message)
+    receipt = registry.grant(message, signature)
+    calldata = bytes(registry.chain.w3.eth.get_transaction(receipt["transactionHash"])["input"])
+    logged = b"".join(bytes(log["data"]) for log in receipt["logs"])
+
+    labels = [PII_PURPOSE, *PII_CATEGORIES, *PII_THIRD_PARTIES]
+    # words too, at >= 5 UTF-8 bytes so random hash bytes cannot match one by chance
+    pieces = {word for label in labels for word in label.split(" ") if len(word.encode()) >= 5}
+    for text in [*labels, *pieces]:
+        assert text.encode() not in calldata, text
+        assert text.encode() not in logged, text
+    assert h(PII_PURPOSE) in calldata  # what travels instead
+    assert keccak(b"".join(h(t) for t in PII_THIRD_PARTIES)) in calldata
+
+    # the same check finds the labels in the string-form encoding the contract used to take
+    string_type = "(" + ",".join(f["type"] for f in GRANT_FIELDS) + ")"
+    string_form = encode([string_type], [tuple(message[f["name"]] for f in GRANT_FIELDS)])
+    assert all(text.encode() in string_form for text in labels)
+
+
+def test_hashed_fields_are_bound_by_the_signature(registry: Registry) -> None:
+    """A relayer cannot hide the third parties (to skip separate consent) or swap a hash."""
+    citizen = registry.citizen()
+    message = registry.grant_message(
+        citizen.address, thirdParties=["insurer-a"], separateConsent=True
+    )
+    signature = registry.sign(citizen, "Grant", message)
+    for forged in (
+        {"thirdPartiesHash": keccak(b"")},
+        {"purposeHash": h(PURPOSES[1])},
+        {"piCategoryHashes": [h(CATEGORIES[0])]},
+    ):
+        relayed = {**hashed_grant(message), **forged}
+        error = assert_reverts(
+            lambda: registry.chain.send(registry.contract.functions.grant(relayed, signature)),  # noqa: B023
+            "ConsentUnauthorizedSigner",
+            subject=citizen.address,
+        )
+        assert error.args["signer"] != citizen.address
+    registry.grant(message, signature)
+
+
+def test_one_empty_third_party_label_still_counts_as_a_third_party(registry: Registry) -> None:
+    """[""] hashes to keccak256(keccak256("")), not keccak256(""): it is a listed recipient."""
+    citizen = registry.citizen()
+    message = registry.grant_message(citizen.address, thirdParties=[""], separateConsent=False)
+    registry.refuse_grant(
+        citizen, message, "ConsentSeparateConsentRequired", sensitive=False, thirdParty=True
     )
 
 

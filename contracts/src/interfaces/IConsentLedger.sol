@@ -6,22 +6,33 @@ pragma solidity 0.8.30;
 /// guardian's) EIP-712 signature and relayed by the service. Only addresses, hashes and the fields
 /// a check needs are stored: no strings and no personal information.
 interface IConsentLedger {
-    /// @notice The signed terms of a consent (EIP-712 primary type `Grant`).
-    /// @dev Type string: Grant(address subject,address controller,string purpose,string[] piCategories,
-    /// bool sensitive,string[] thirdParties,bool separateConsent,uint64 validFrom,uint64 validUntil,
-    /// bytes32 recordHash,uint256 nonce,uint256 deadline).
-    /// subject: the citizen; controller: the department; purpose, piCategories, thirdParties: labels
-    /// (only their keccak256 hashes are stored); validFrom/validUntil: unix seconds, both inclusive;
-    /// recordHash: hash of the full off-chain consent record; nonce: the signer's keyed nonce
-    /// (key << 64 | sequence, see NoncesKeyed); deadline: unix seconds, last second the signature
-    /// may be relayed, never zero.
+    /// @notice The signed terms of a consent (EIP-712 primary type `Grant`), with its three text
+    /// fields already reduced to their EIP-712 hashes.
+    /// @dev Type string (what wallets show and sign, unchanged): Grant(address subject,address controller,
+    /// string purpose,string[] piCategories,bool sensitive,string[] thirdParties,bool separateConsent,
+    /// uint64 validFrom,uint64 validUntil,bytes32 recordHash,uint256 nonce,uint256 deadline).
+    /// Why hashes: calldata is public and permanent, so a `string` argument puts its text on chain
+    /// (issue 2: only addresses, hashes and the fields a check needs). EIP-712 encodes a `string` as
+    /// keccak256 of its UTF-8 bytes and a `string[]` as keccak256 of the concatenated element hashes,
+    /// so the relayer sends exactly those words and the contract computes the same struct hash the
+    /// citizen signed; the labels themselves stay off chain. The hashes are unsalted: a short or
+    /// guessable label can be found by trying candidates, so labels must never hold personal data.
+    /// subject: the citizen; controller: the department;
+    /// purposeHash: keccak256(bytes(purpose));
+    /// piCategoryHashes: keccak256(bytes(category)) per PI category, in signed order (stored, and the
+    /// struct hash uses keccak256(abi.encodePacked(piCategoryHashes)));
+    /// thirdPartiesHash: keccak256(abi.encodePacked(keccak256(bytes(t)) for each third party)), which
+    /// is keccak256("") for none;
+    /// validFrom/validUntil: unix seconds, both inclusive; recordHash: hash of the full off-chain
+    /// consent record; nonce: the signer's keyed nonce (key << 64 | sequence, see NoncesKeyed);
+    /// deadline: unix seconds, last second the signature may be relayed, never zero.
     struct Grant {
         address subject;
         address controller;
-        string purpose;
-        string[] piCategories;
+        bytes32 purposeHash;
+        bytes32[] piCategoryHashes;
         bool sensitive;
-        string[] thirdParties;
+        bytes32 thirdPartiesHash;
         bool separateConsent;
         uint64 validFrom;
         uint64 validUntil;
@@ -140,7 +151,7 @@ interface IConsentLedger {
 
     /// @notice Sensitive PI or a third-party recipient requires separateConsent (PIPL arts. 23, 29).
     /// @param sensitive The signed sensitive flag.
-    /// @param thirdParty Whether third parties were listed.
+    /// @param thirdParty Whether third parties were listed (thirdPartiesHash != keccak256("")).
     error ConsentSeparateConsentRequired(bool sensitive, bool thirdParty);
 
     /// @notice A grant must name at least one PI category.
@@ -169,7 +180,7 @@ interface IConsentLedger {
     error ConsentBatchLengthMismatch(uint256 items, uint256 signatures);
 
     /// @notice Stores a consent authorized by the subject's (or guardian's) EIP-712 signature.
-    /// @param g The signed terms.
+    /// @param g The signed terms, text fields as their EIP-712 hashes (see Grant).
     /// @param signature 65-byte signature (r, s, v) with low s and v in {27, 28}.
     /// @return consentId The Grant's EIP-712 digest, which identifies the consent.
     function grant(Grant calldata g, bytes calldata signature) external returns (bytes32 consentId);
@@ -230,7 +241,8 @@ interface IConsentLedger {
     function getConsent(bytes32 consentId) external view returns (ConsentRecord memory record);
 
     /// @notice The full EIP-712 digest of a Grant under this contract's domain (= its consentId).
-    /// @param g The terms.
+    /// @dev Equal to the digest a wallet computes over the string form of the same terms.
+    /// @param g The terms, text fields as their EIP-712 hashes.
     /// @return digest keccak256("\x19\x01" || domainSeparator || hashStruct(g)).
     function hashGrant(Grant calldata g) external view returns (bytes32 digest);
 
