@@ -351,7 +351,7 @@ class Citizen(Base):
             "/v1/consents", data=_json(item), headers=JSON, catch_response=True
         ) as resp:
             out = _check(resp, 201)
-            if out is not None and out.get("status") != "active":
+            if out is not None and out.get("status") not in ("pending", "anchored"):
                 resp.failure(f"grant status {out.get('status')}")
 
     @task(_w["withdraw"])
