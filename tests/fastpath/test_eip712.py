@@ -410,3 +410,28 @@ def test_selected_implementation() -> None:
         expected = "reference"
     assert (expected, expected) == (eip712.IMPLEMENTATION, merkle.IMPLEMENTATION)
     assert eip712.recover_signers is IMPLS[expected].recover_signers
+
+
+def test_bench_reports_every_figure() -> None:
+    if "compiled" not in IMPLS:
+        with pytest.raises(RuntimeError):
+            eip712.bench(50, 1)
+        return
+    figures = eip712.bench(50, 1)
+    required = {
+        "recover_fast_per_s",
+        "recover_eth_account_per_s",
+        "recover_raw_secp256k1_per_s",
+        "fast_per_s",
+        "eth_account_per_s",
+        "raw_recover_per_s",
+        "fast_vs_eth_account",
+        "fast_vs_raw",
+        "digest_fast_per_s",
+        "merkle_extend_fast_per_s",
+        "merkle_proof_fast_per_s",
+    }
+    assert required <= set(figures)
+    assert all(figures[key] > 0 for key in required)
+    assert figures["fast_vs_raw"] == round(figures["fast_per_s"] / figures["raw_recover_per_s"], 3)
+    assert json.loads(json.dumps(figures)) == figures
