@@ -435,3 +435,21 @@ def test_bench_reports_every_figure() -> None:
     assert all(figures[key] > 0 for key in required)
     assert figures["fast_vs_raw"] == round(figures["fast_per_s"] / figures["raw_recover_per_s"], 3)
     assert json.loads(json.dumps(figures)) == figures
+
+
+def test_concurrent_batches_agree(impl: Any) -> None:
+    """Batches recovered from several threads at once (the GIL released) stay correct."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    digests, sigs, signers = _signed(24)
+    ds = impl.domain_separator(CHAIN_ID, REGISTRY)
+    messages = [_grant(purpose=f"p{i}", subject=KEYS[i % 3].address) for i in range(24)]
+
+    def work(k: int) -> tuple[list[str | None], list[bytes]]:
+        return impl.recover_signers(digests[k:], sigs[k:]), impl.grant_digests(ds, messages[k:])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(8)))
+    for k, (got, got_digests) in enumerate(results):
+        assert got == signers[k:]
+        assert got_digests == digests[k:]
