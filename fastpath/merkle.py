@@ -359,16 +359,36 @@ class StatusList:
             self._tree.extend([zero_leaf] * new_words)
         self._count = count
 
-    def set(self, index: int, withdrawn: bool = True) -> None:
-        """Set (or clear) bit ``index``. IndexError outside ``0 .. count - 1``."""
+    def set(self, index: int) -> bool:
+        """Mark consent ``index`` withdrawn; return whether the bit was 0 before.
+
+        A withdrawal is final: bits only go from 0 to 1 (an auditor refuses a batch that
+        clears one, docs/anchoring.md), so there is no way to clear a bit. IndexError
+        outside ``0 .. count - 1``.
+        """
         if not 0 <= index < self._count:
             raise IndexError(index)
         mask = 0x80 >> (index % 8)
-        if withdrawn:
-            self._bits[index // 8] |= mask
-        else:
-            self._bits[index // 8] &= ~mask & 0xFF
+        if self._bits[index // 8] & mask:
+            return False
+        self._bits[index // 8] |= mask
         self._dirty.add(index // WORD_BITS)
+        return True
+
+    def set_word(self, w: int, word: bytes) -> None:
+        """Replace word ``w`` by a published one (replaying a batch file's changed words).
+
+        Raises :class:`MerkleError` when ``word`` is not 32 bytes, ``w`` is outside the
+        list, or ``word`` would clear a bit that is set (a withdrawal cannot be undone).
+        """
+        _check_index(w, self.words)
+        new = int.from_bytes(_hash32(word, "a status word"), "big")
+        old = int.from_bytes(self.word(w), "big")
+        if new & old != old:
+            raise MerkleError(f"status word {w} would clear a withdrawal bit")
+        if new != old:
+            self._bits[32 * w : 32 * w + 32] = word
+            self._dirty.add(w)
 
     def get(self, index: int) -> bool:
         """Bit ``index``: whether consent ``index`` is withdrawn. IndexError outside."""
