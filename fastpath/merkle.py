@@ -412,9 +412,13 @@ class StatusList:
         return bytes(self._tree.root())
 
     def proof(self, w: int) -> list[bytes]:
-        """The 32 siblings of word ``w``'s leaf."""
+        """The 32 siblings of word ``w``'s leaf. :class:`MerkleError` outside the list."""
+        return self.proofs([w])[0]
+
+    def proofs(self, words: Sequence[int]) -> list[list[bytes]]:
+        """:meth:`proof` of each word (the tree's right edge is computed once)."""
         self._flush()
-        return list(self._tree.proof(w))
+        return [list(p) for p in self._tree.proofs(words)]
 
     def bitstring(self) -> bytes:
         """The raw words, concatenated (``words * 32`` bytes)."""

@@ -289,3 +289,6 @@ def test_status_lists_agree() -> None:
             s.set(i)
     assert len({s.root() for s in lists}) == 1
     assert len({tuple(s.proof(5)) for s in lists}) == 1
+    assert lists[0].proofs([5, 11]) == [lists[-1].proof(5), lists[-1].proof(11)]
+    with pytest.raises(MerkleError):
+        lists[0].proof(12)  # ceil(3000 / 256) = 12 words: 0..11
