@@ -453,3 +453,35 @@ def test_concurrent_batches_agree(impl: Any) -> None:
     for k, (got, got_digests) in enumerate(results):
         assert got == signers[k:]
         assert got_digests == digests[k:]
+
+
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**260), 2**260),
+    st.floats(allow_nan=False),
+    st.binary(max_size=40),
+    st.text(max_size=80),
+    st.text(alphabet="0123456789abcdefABCDEFx", min_size=40, max_size=68),
+    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+    st.from_regex(r"0x[0-9a-fA-F]{40}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,80}", fullmatch=True),
+)
+
+
+def _outcome(impl: Any, call: str, *args: Any) -> Any:
+    try:
+        return getattr(impl, call)(*args)
+    except TypedDataError as exc:
+        return ("TypedDataError", str(exc))
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from([f["name"] for f in typed_data.GRANT_FIELDS]), junk))
+def test_junk_fields_same_outcome(changes: dict[str, Any]) -> None:
+    """Valid or not, both implementations give the same digests or the same error."""
+    ds = eip712.REFERENCE.domain_separator(CHAIN_ID, REGISTRY)
+    grant, withdrawal = _grant(**changes), _withdrawal(**changes)
+    for call, message in (("grant_digests", grant), ("withdrawal_digests", withdrawal)):
+        outcomes = [_outcome(impl, call, ds, [message]) for impl in IMPLS.values()]
+        assert all(o == outcomes[0] for o in outcomes)
