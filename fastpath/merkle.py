@@ -79,10 +79,6 @@ class MerkleError(FastpathError, ValueError):
 # ---- reference implementation ---------------------------------------------------------
 
 
-def _keccak256(data: bytes) -> bytes:
-    return _eth_keccak(memoryview(data).tobytes())
-
-
 def _leaf_hash(data: bytes) -> bytes:
     """``H(0x00 || data)`` for any bytes-like ``data`` (docs/anchoring.md)."""
     return _eth_keccak(b"\x00" + memoryview(data).tobytes())
@@ -261,7 +257,7 @@ def _verify_proof(root: bytes, leaf: bytes, index: int, proof: Sequence[bytes]) 
 
 REFERENCE = SimpleNamespace(
     IMPLEMENTATION="reference",
-    keccak256=_keccak256,
+    keccak256=eip712.REFERENCE.keccak256,
     leaf_hash=_leaf_hash,
     node_hash=_node_hash,
     verify_proof=_verify_proof,
