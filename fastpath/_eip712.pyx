@@ -328,9 +328,13 @@ cdef class _Batch:
     cdef Job* jobs
     cdef Py_ssize_t njobs, capjobs
     cdef list keep  # the str objects whose UTF-8 buffers the segments point into
+    cdef _State state  # for EIP-55 checks while parsing
+    cdef char checked[42]  # the last mixed-case address found valid (a batch repeats them)
 
     def __cinit__(self):
         self.keep = []
+        self.state = _State()
+        memset(self.checked, 0, 42)
 
     def __dealloc__(self):
         free(self.enc)
@@ -392,12 +396,12 @@ cdef int put_field(_Batch b, int kind, object value, object field, Py_ssize_t sl
     if kind == K_ADDRESS:
         if parse_hex_str(value, 20, out + 12, &mixed):
             raise _field_error(field, "address must be '0x' + 40 hex digits")
-        if mixed:
-            s = _State()
-            checksum_c((<_State>s).st, out + 12, check)
-            p = <const char*>PyUnicode_DATA(value)
+        p = <const char*>PyUnicode_DATA(value)
+        if mixed and memcmp(p, b.checked, 42) != 0:
+            checksum_c(b.state.st, out + 12, check)
             if memcmp(p, check, 42) != 0:
                 raise _field_error(field, "mixed-case address with a bad EIP-55 checksum")
+            memcpy(b.checked, check, 42)
     elif kind == K_STRING:
         start = b.nsegs
         put_text(b, value, field)
@@ -489,7 +493,7 @@ cdef list _hash_structs(_Spec spec, object messages, object domain_separator):
     out = b.enc + n * w
     for i in range(n):
         message = items[i]
-        if not isinstance(message, Mapping):
+        if not PyDict_CheckExact(message) and not isinstance(message, Mapping):
             raise _typed_error(f"a message must be a mapping, got {type(message).__name__}")
         memcpy(b.enc + i * w, PyBytes_AS_STRING(spec.typehash), 32)
         for f in range(spec.nfields):

@@ -79,10 +79,6 @@ class MerkleError(FastpathError, ValueError):
 # ---- reference implementation ---------------------------------------------------------
 
 
-def _keccak256(data: bytes) -> bytes:
-    return _eth_keccak(memoryview(data).tobytes())
-
-
 def _leaf_hash(data: bytes) -> bytes:
     """``H(0x00 || data)`` for any bytes-like ``data`` (docs/anchoring.md)."""
     return _eth_keccak(b"\x00" + memoryview(data).tobytes())
@@ -261,7 +257,7 @@ def _verify_proof(root: bytes, leaf: bytes, index: int, proof: Sequence[bytes]) 
 
 REFERENCE = SimpleNamespace(
     IMPLEMENTATION="reference",
-    keccak256=_keccak256,
+    keccak256=eip712.REFERENCE.keccak256,
     leaf_hash=_leaf_hash,
     node_hash=_node_hash,
     verify_proof=_verify_proof,
@@ -359,16 +355,36 @@ class StatusList:
             self._tree.extend([zero_leaf] * new_words)
         self._count = count
 
-    def set(self, index: int, withdrawn: bool = True) -> None:
-        """Set (or clear) bit ``index``. IndexError outside ``0 .. count - 1``."""
+    def set(self, index: int) -> bool:
+        """Mark consent ``index`` withdrawn; return whether the bit was 0 before.
+
+        A withdrawal is final: bits only go from 0 to 1 (an auditor refuses a batch that
+        clears one, docs/anchoring.md), so there is no way to clear a bit. IndexError
+        outside ``0 .. count - 1``.
+        """
         if not 0 <= index < self._count:
             raise IndexError(index)
         mask = 0x80 >> (index % 8)
-        if withdrawn:
-            self._bits[index // 8] |= mask
-        else:
-            self._bits[index // 8] &= ~mask & 0xFF
+        if self._bits[index // 8] & mask:
+            return False
+        self._bits[index // 8] |= mask
         self._dirty.add(index // WORD_BITS)
+        return True
+
+    def set_word(self, w: int, word: bytes) -> None:
+        """Replace word ``w`` by a published one (replaying a batch file's changed words).
+
+        Raises :class:`MerkleError` when ``word`` is not 32 bytes, ``w`` is outside the
+        list, or ``word`` would clear a bit that is set (a withdrawal cannot be undone).
+        """
+        _check_index(w, self.words)
+        new = int.from_bytes(_hash32(word, "a status word"), "big")
+        old = int.from_bytes(self.word(w), "big")
+        if new & old != old:
+            raise MerkleError(f"status word {w} would clear a withdrawal bit")
+        if new != old:
+            self._bits[32 * w : 32 * w + 32] = word
+            self._dirty.add(w)
 
     def get(self, index: int) -> bool:
         """Bit ``index``: whether consent ``index`` is withdrawn. IndexError outside."""
@@ -392,9 +408,13 @@ class StatusList:
         return bytes(self._tree.root())
 
     def proof(self, w: int) -> list[bytes]:
-        """The 32 siblings of word ``w``'s leaf."""
+        """The 32 siblings of word ``w``'s leaf. :class:`MerkleError` outside the list."""
+        return self.proofs([w])[0]
+
+    def proofs(self, words: Sequence[int]) -> list[list[bytes]]:
+        """:meth:`proof` of each word (the tree's right edge is computed once)."""
         self._flush()
-        return list(self._tree.proof(w))
+        return [list(p) for p in self._tree.proofs(words)]
 
     def bitstring(self) -> bytes:
         """The raw words, concatenated (``words * 32`` bytes)."""

@@ -410,3 +410,78 @@ def test_selected_implementation() -> None:
         expected = "reference"
     assert (expected, expected) == (eip712.IMPLEMENTATION, merkle.IMPLEMENTATION)
     assert eip712.recover_signers is IMPLS[expected].recover_signers
+
+
+def test_bench_reports_every_figure() -> None:
+    if "compiled" not in IMPLS:
+        with pytest.raises(RuntimeError):
+            eip712.bench(50, 1)
+        return
+    figures = eip712.bench(50, 1)
+    required = {
+        "recover_fast_per_s",
+        "recover_eth_account_per_s",
+        "recover_raw_secp256k1_per_s",
+        "fast_per_s",
+        "eth_account_per_s",
+        "raw_recover_per_s",
+        "fast_vs_eth_account",
+        "fast_vs_raw",
+        "digest_fast_per_s",
+        "merkle_extend_fast_per_s",
+        "merkle_proof_fast_per_s",
+    }
+    assert required <= set(figures)
+    assert all(figures[key] > 0 for key in required)
+    assert figures["fast_vs_raw"] == round(figures["fast_per_s"] / figures["raw_recover_per_s"], 3)
+    assert json.loads(json.dumps(figures)) == figures
+
+
+def test_concurrent_batches_agree(impl: Any) -> None:
+    """Batches recovered from several threads at once (the GIL released) stay correct."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    digests, sigs, signers = _signed(24)
+    ds = impl.domain_separator(CHAIN_ID, REGISTRY)
+    messages = [_grant(purpose=f"p{i}", subject=KEYS[i % 3].address) for i in range(24)]
+
+    def work(k: int) -> tuple[list[str | None], list[bytes]]:
+        return impl.recover_signers(digests[k:], sigs[k:]), impl.grant_digests(ds, messages[k:])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(8)))
+    for k, (got, got_digests) in enumerate(results):
+        assert got == signers[k:]
+        assert got_digests == digests[k:]
+
+
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**260), 2**260),
+    st.floats(allow_nan=False),
+    st.binary(max_size=40),
+    st.text(max_size=80),
+    st.text(alphabet="0123456789abcdefABCDEFx", min_size=40, max_size=68),
+    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+    st.from_regex(r"0x[0-9a-fA-F]{40}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,80}", fullmatch=True),
+)
+
+
+def _outcome(impl: Any, call: str, *args: Any) -> Any:
+    try:
+        return getattr(impl, call)(*args)
+    except TypedDataError as exc:
+        return ("TypedDataError", str(exc))
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from([f["name"] for f in typed_data.GRANT_FIELDS]), junk))
+def test_junk_fields_same_outcome(changes: dict[str, Any]) -> None:
+    """Valid or not, both implementations give the same digests or the same error."""
+    ds = eip712.REFERENCE.domain_separator(CHAIN_ID, REGISTRY)
+    grant, withdrawal = _grant(**changes), _withdrawal(**changes)
+    for call, message in (("grant_digests", grant), ("withdrawal_digests", withdrawal)):
+        outcomes = [_outcome(impl, call, ds, [message]) for impl in IMPLS.values()]
+        assert all(o == outcomes[0] for o in outcomes)

@@ -218,12 +218,27 @@ def test_status_bits_msb_first(impl: Any) -> None:
     for i in range(600):
         word = int.from_bytes(status.word(i // 256), "big")
         assert ((word >> (255 - i % 256)) & 1) == status.get(i) == (i in (0, 7, 8, 255, 256, 599))
-    status.set(7, False)
-    assert not status.get(7) and status.word(0)[0] == 0x80
+    assert status.set(1) and not status.set(1)  # True only when the bit was 0
     with pytest.raises(IndexError):
         status.set(600)
     with pytest.raises(IndexError):
         status.get(-1)
+
+
+def test_status_set_word_only_sets(impl: Any) -> None:
+    status = merkle.StatusList(512, impl=impl)
+    status.set(3)
+    replay = merkle.StatusList(512, impl=impl)
+    replay.set_word(0, status.word(0))
+    assert replay.root() == status.root() and replay.get(3)
+    with pytest.raises(MerkleError, match="clear"):
+        replay.set_word(0, bytes(32))
+    with pytest.raises(MerkleError):
+        replay.set_word(2, bytes(32))
+    with pytest.raises(MerkleError):
+        replay.set_word(1, bytes(31))
+    replay.set_word(1, b"\x01" + bytes(31))
+    assert replay.get(263) and replay.root() != status.root()
 
 
 def test_status_root_and_proofs(impl: Any) -> None:
@@ -274,3 +289,6 @@ def test_status_lists_agree() -> None:
             s.set(i)
     assert len({s.root() for s in lists}) == 1
     assert len({tuple(s.proof(5)) for s in lists}) == 1
+    assert lists[0].proofs([5, 11]) == [lists[-1].proof(5), lists[-1].proof(11)]
+    with pytest.raises(MerkleError):
+        lists[0].proof(12)  # ceil(3000 / 256) = 12 words: 0..11
