@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import function_signature_to_4byte_selector, keccak
 from web3.contract import Contract
 from web3.types import TxReceipt
 
@@ -269,6 +269,16 @@ def test_deployment(service: Service) -> None:
     assert functions.hasRole(bytes(32), registrar).call() is True
     assert functions.hasRole(role, service.chain.outsider).call() is False
     assert functions.latest().call() == (0, 0, 0, 0, bytes(32), bytes(32), bytes(32))
+    reasons = {
+        "PROOF_OK": PROOF_OK,
+        "PROOF_BAD_SIGNATURE": BAD_SIGNATURE,
+        "PROOF_SEPARATE_CONSENT_REQUIRED": SEPARATE_CONSENT_REQUIRED,
+        "PROOF_UNAUTHORIZED_SIGNER": UNAUTHORIZED_SIGNER,
+        "PROOF_WARD_SIGNATURE_REFUSED": WARD_SIGNATURE_REFUSED,
+        "PROOF_CONSENT_NOT_PROVEN": CONSENT_NOT_PROVEN,
+        "PROOF_STATUS_NOT_PROVEN": STATUS_NOT_PROVEN,
+    }
+    assert {name: functions[name]().call() for name in reasons} == reasons
     assert_reverts(lambda: functions.batch(1).call(), "AnchorBatchNotFound", batchId=1)
     assert_reverts(
         lambda: functions.verifyAudit(bytes(32), 0, [bytes(32)] * DEPTH).call(),
@@ -478,3 +488,58 @@ def test_anchor_rules(service: Service) -> None:
 
 def _anchored_events(anchor: Contract) -> list[Any]:
     return list(anchor.events.BatchAnchored().get_logs(from_block=0))
+
+
+def test_supports_interfaces(service: Service) -> None:
+    anchor = service.anchor
+    names = [
+        "anchor",
+        "latest",
+        "batch",
+        "verifyConsent",
+        "checkConsentProof",
+        "verifyAudit",
+        "registry",
+    ]
+    interface_id = 0
+    for name in names:
+        signature = anchor.get_function_by_name(name).signature
+        interface_id ^= int.from_bytes(function_signature_to_4byte_selector(signature), "big")
+    supports = anchor.functions.supportsInterface
+    assert supports(interface_id.to_bytes(4, "big")).call() is True
+    assert supports(bytes.fromhex("01ffc9a7")).call() is True  # ERC-165
+    assert supports(bytes.fromhex("7965db0b")).call() is True  # IAccessControl
+    assert supports(bytes.fromhex("ffffffff")).call() is False
+
+
+def _intrinsic_gas(data: bytes) -> tuple[int, int]:
+    """A call's intrinsic gas (EIP-2028) and its calldata floor (EIP-7623, Prague)."""
+    zeros = data.count(0)
+    nonzeros = len(data) - zeros
+    return 21000 + 4 * zeros + 16 * nonzeros, 21000 + 10 * (zeros + 4 * nonzeros)
+
+
+def test_gas(service: Service) -> None:
+    """Gas of the anchoring transaction and of the proof views (figures in the lead's report).
+
+    A verifyConsent call carries about 3 KB of calldata (two 32-sibling proofs and the Grant),
+    so as a transaction it costs the EIP-7623 calldata floor; the execution itself is bounded
+    here (estimate minus intrinsic gas, when the estimate is above the floor).
+    """
+    service.filler(1000)
+    receipt = service.grant(Account.create())
+    service.log(10)
+    first = service.post()["gasUsed"]
+    service.withdrawn.add(receipt.index)
+    service.log(10)
+    second = service.post()["gasUsed"]
+    assert 120_000 < second < first < 145_000  # four new storage slots per batch, plus the event
+
+    anchor = service.anchor
+    for name, args, execution in [
+        ("verifyConsent", service.proof(receipt), 50_000),
+        ("verifyAudit", (bytes(32), 3, service.audit.proof(3)), 20_000),
+    ]:
+        estimate = anchor.functions[name](*args).estimate_gas()
+        standard, floor = _intrinsic_gas(bytes.fromhex(anchor.encode_abi(name, args=args)[2:]))
+        assert estimate <= max(floor, standard + execution), (name, estimate, standard, floor)
