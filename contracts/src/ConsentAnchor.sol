@@ -86,8 +86,7 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
 
     /// @inheritdoc IConsentAnchor
     function batch(uint64 batchId) external view returns (Batch memory anchored) {
-        if (batchId == 0 || batchId > _latestId) revert AnchorBatchNotFound(batchId);
-        return _batches[batchId];
+        return _anchored(batchId);
     }
 
     /// @inheritdoc IConsentAnchor
@@ -113,30 +112,20 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
         bytes32 statusWord,
         bytes32[32] calldata statusProof
     ) public view returns (uint8 reason, bool withdrawn) {
-        Batch storage current = _batches[_latestId];
-        if (index >= current.consentCount) revert AnchorIndexNotAnchored(index, current.consentCount);
-        if (signature.length != 65) return (PROOF_BAD_SIGNATURE, false);
-        uint8 v = uint8(signature[64]);
-        if (v != 27 && v != 28) return (PROOF_BAD_SIGNATURE, false);
-        if ((g.sensitive || g.thirdParties.length != 0) && !g.separateConsent) {
-            return (PROOF_SEPARATE_CONSENT_REQUIRED, false);
-        }
+        return _checkConsentProof(_batches[_latestId], g, signature, index, consentProof, statusWord, statusProof);
+    }
 
-        bytes32 digest = _registry.hashGrant(g);
-        (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (err != ECDSA.RecoverError.NoError) return (PROOF_BAD_SIGNATURE, false);
-        reason = _signerReason(signer, g.subject);
-        if (reason != PROOF_OK) return (reason, false);
-
-        bytes32 leaf = MerkleProof32.hashLeaf(digest, keccak256(signature));
-        if (MerkleProof32.processProof(leaf, index, consentProof) != current.consentRoot) {
-            return (PROOF_CONSENT_NOT_PROVEN, false);
-        }
-        bytes32 wordLeaf = MerkleProof32.hashLeaf(statusWord);
-        if (MerkleProof32.processProof(wordLeaf, index / 256, statusProof) != current.statusRoot) {
-            return (PROOF_STATUS_NOT_PROVEN, false);
-        }
-        return (PROOF_OK, (uint256(statusWord) >> (255 - (index % 256))) & 1 == 1);
+    /// @inheritdoc IConsentAnchor
+    function checkConsentProofAt(
+        uint64 batchId,
+        IConsentLedger.Grant calldata g,
+        bytes calldata signature,
+        uint64 index,
+        bytes32[32] calldata consentProof,
+        bytes32 statusWord,
+        bytes32[32] calldata statusProof
+    ) external view returns (uint8 reason, bool withdrawn) {
+        return _checkConsentProof(_anchored(batchId), g, signature, index, consentProof, statusWord, statusProof);
     }
 
     /// @inheritdoc IConsentAnchor
@@ -145,9 +134,17 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
         uint64 index,
         bytes32[32] calldata proof
     ) external view returns (bool included) {
-        Batch storage current = _batches[_latestId];
-        if (index >= current.auditCount) revert AnchorIndexNotAnchored(index, current.auditCount);
-        return MerkleProof32.processProof(MerkleProof32.hashLeaf(eventHash), index, proof) == current.auditRoot;
+        return _verifyAudit(_batches[_latestId], eventHash, index, proof);
+    }
+
+    /// @inheritdoc IConsentAnchor
+    function verifyAuditAt(
+        uint64 batchId,
+        bytes32 eventHash,
+        uint64 index,
+        bytes32[32] calldata proof
+    ) external view returns (bool included) {
+        return _verifyAudit(_anchored(batchId), eventHash, index, proof);
     }
 
     /// @inheritdoc IConsentAnchor
@@ -171,5 +168,57 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
         }
         if (signer == guardian) return PROOF_OK;
         return signer == subject ? PROOF_WARD_SIGNATURE_REFUSED : PROOF_UNAUTHORIZED_SIGNER;
+    }
+
+    /// @dev The checks of checkConsentProof against the roots of batch `b`.
+    function _checkConsentProof(
+        Batch storage b,
+        IConsentLedger.Grant calldata g,
+        bytes calldata signature,
+        uint64 index,
+        bytes32[32] calldata consentProof,
+        bytes32 statusWord,
+        bytes32[32] calldata statusProof
+    ) private view returns (uint8 reason, bool withdrawn) {
+        if (index >= b.consentCount) revert AnchorIndexNotAnchored(index, b.consentCount);
+        if (signature.length != 65) return (PROOF_BAD_SIGNATURE, false);
+        uint8 v = uint8(signature[64]);
+        if (v != 27 && v != 28) return (PROOF_BAD_SIGNATURE, false);
+        if ((g.sensitive || g.thirdParties.length != 0) && !g.separateConsent) {
+            return (PROOF_SEPARATE_CONSENT_REQUIRED, false);
+        }
+
+        bytes32 digest = _registry.hashGrant(g);
+        (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) return (PROOF_BAD_SIGNATURE, false);
+        reason = _signerReason(signer, g.subject);
+        if (reason != PROOF_OK) return (reason, false);
+
+        bytes32 leaf = MerkleProof32.hashLeaf(digest, keccak256(signature));
+        if (MerkleProof32.processProof(leaf, index, consentProof) != b.consentRoot) {
+            return (PROOF_CONSENT_NOT_PROVEN, false);
+        }
+        bytes32 wordLeaf = MerkleProof32.hashLeaf(statusWord);
+        if (MerkleProof32.processProof(wordLeaf, index / 256, statusProof) != b.statusRoot) {
+            return (PROOF_STATUS_NOT_PROVEN, false);
+        }
+        return (PROOF_OK, (uint256(statusWord) >> (255 - (index % 256))) & 1 == 1);
+    }
+
+    /// @dev verifyAudit against the roots of batch `b`.
+    function _verifyAudit(
+        Batch storage b,
+        bytes32 eventHash,
+        uint64 index,
+        bytes32[32] calldata proof
+    ) private view returns (bool included) {
+        if (index >= b.auditCount) revert AnchorIndexNotAnchored(index, b.auditCount);
+        return MerkleProof32.processProof(MerkleProof32.hashLeaf(eventHash), index, proof) == b.auditRoot;
+    }
+
+    /// @dev Anchored batch `batchId`, or revert with AnchorBatchNotFound.
+    function _anchored(uint64 batchId) private view returns (Batch storage b) {
+        if (batchId == 0 || batchId > _latestId) revert AnchorBatchNotFound(batchId);
+        return _batches[batchId];
     }
 }

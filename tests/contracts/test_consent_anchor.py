@@ -232,6 +232,11 @@ class Service:
         assert (granted, withdrawn_too) == (reason == PROOF_OK, withdrawn)
         return int(reason), bool(withdrawn)
 
+    def check_at(self, batch_id: int, args: tuple[Any, ...]) -> tuple[int, bool]:
+        """checkConsentProofAt against batch ``batch_id``."""
+        reason, withdrawn = self.anchor.functions.checkConsentProofAt(batch_id, *args).call()
+        return int(reason), bool(withdrawn)
+
 
 def deploy_anchor(chain: Chain, registrar: str, registry: str) -> Contract:
     artifact = load_artifact("ConsentAnchor")
@@ -352,6 +357,50 @@ def test_withdrawal_is_proven_by_the_next_batch(service: Service) -> None:
     # claiming the old word (bit clear) with the new word's proof does not pass either
     forged = service.proof(target)
     assert service.check((*forged[:4], service.word(0), forged[5])) == (STATUS_NOT_PROVEN, False)
+
+
+def test_saved_proofs_verify_at_their_batch(service: Service) -> None:
+    """Appending leaves makes older proofs stale against the latest roots, not against history."""
+    first, second = service.random_grant(), service.random_grant()
+    events = service.log(5)
+    service.post()
+    saved, saved_audit = service.proof(first), service.audit.proof(2)
+    third = service.random_grant()  # index 2: leaf 0's level-1 sibling changes
+    service.withdrawn.add(first.index)
+    service.log(5)
+    service.post()
+
+    assert service.check(saved) == (CONSENT_NOT_PROVEN, False)
+    assert service.check_at(1, saved) == (PROOF_OK, False)  # as of batch 1: not withdrawn
+    assert service.check_at(2, saved) == (CONSENT_NOT_PROVEN, False)
+    assert service.check_at(2, service.proof(first)) == (PROOF_OK, True)
+    assert service.check(service.proof(first)) == (PROOF_OK, True)
+    assert service.check_at(2, service.proof(second)) == (PROOF_OK, False)
+    fresh_third = service.proof(third)
+    assert service.check_at(2, fresh_third) == (PROOF_OK, False)
+    assert_reverts(
+        lambda: service.check_at(1, fresh_third), "AnchorIndexNotAnchored", index=2, count=2
+    )
+    for unknown in (0, 3):
+        assert_reverts(
+            lambda b=unknown: service.check_at(b, saved), "AnchorBatchNotFound", batchId=unknown
+        )
+
+    verify, verify_at = service.anchor.functions.verifyAudit, service.anchor.functions.verifyAuditAt
+    event_hash = events[2][1]
+    assert verify(event_hash, 2, saved_audit).call() is False
+    assert verify_at(1, event_hash, 2, saved_audit).call() is True
+    assert verify_at(2, event_hash, 2, saved_audit).call() is False
+    assert verify_at(2, event_hash, 2, service.audit.proof(2)).call() is True
+    assert_reverts(
+        lambda: verify_at(1, event_hash, 7, saved_audit).call(),
+        "AnchorIndexNotAnchored",
+        index=7,
+        count=5,
+    )
+    assert_reverts(
+        lambda: verify_at(3, event_hash, 2, saved_audit).call(), "AnchorBatchNotFound", batchId=3
+    )
 
 
 def test_refusals_of_included_receipts(service: Service) -> None:
@@ -498,7 +547,9 @@ def test_supports_interfaces(service: Service) -> None:
         "batch",
         "verifyConsent",
         "checkConsentProof",
+        "checkConsentProofAt",
         "verifyAudit",
+        "verifyAuditAt",
         "registry",
     ]
     interface_id = 0

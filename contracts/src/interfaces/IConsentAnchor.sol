@@ -151,13 +151,59 @@ interface IConsentAnchor {
         bytes32[32] calldata statusProof
     ) external view returns (uint8 reason, bool withdrawn);
 
+    /// @notice checkConsentProof against the roots of an earlier (or the latest) batch.
+    /// @dev A proof goes stale: each batch that appends leaves changes siblings of older leaves,
+    /// and each withdrawal changes the status root. This view checks a saved proof as of the batch
+    /// it was built for, from the stored history: reason 0 means "included, validly signed, and
+    /// withdrawn or not as of that batch"; only a proof for the latest batch tells the status now.
+    /// The guardian rule is still evaluated now. Reverts with AnchorBatchNotFound for an unknown
+    /// batch and AnchorIndexNotAnchored when `index` is not below that batch's consentCount.
+    /// @param batchId The batch the proof was built for.
+    /// @param g The signed terms.
+    /// @param signature The 65-byte signature (r, s, v).
+    /// @param index The consent's sequence number.
+    /// @param consentProof The consent leaf's siblings in that batch's consent tree.
+    /// @param statusWord The status word `index / 256` as of that batch.
+    /// @param statusProof The status word leaf's siblings in that batch's status tree.
+    /// @return reason 0 when proven, else the code of the first failed check (as checkConsentProof).
+    /// @return withdrawn The status bit as of that batch when reason is 0, else false.
+    function checkConsentProofAt(
+        uint64 batchId,
+        IConsentLedger.Grant calldata g,
+        bytes calldata signature,
+        uint64 index,
+        bytes32[32] calldata consentProof,
+        bytes32 statusWord,
+        bytes32[32] calldata statusProof
+    ) external view returns (uint8 reason, bool withdrawn);
+
     /// @notice Whether an audit event is leaf `index` of the latest audit tree.
     /// @dev Reverts with AnchorIndexNotAnchored when `index` is not below the latest auditCount.
     /// @param eventHash keccak256 of the event's canonical JSON.
     /// @param index The event's position in the audit log.
     /// @param proof The leaf's 32 siblings, leaf level first.
     /// @return included True if the proof leads to the latest audit root.
-    function verifyAudit(bytes32 eventHash, uint64 index, bytes32[32] calldata proof) external view returns (bool included);
+    function verifyAudit(
+        bytes32 eventHash,
+        uint64 index,
+        bytes32[32] calldata proof
+    ) external view returns (bool included);
+
+    /// @notice verifyAudit against the audit root of an earlier (or the latest) batch, so a saved
+    /// audit proof stays checkable after later batches have appended events.
+    /// @dev Reverts with AnchorBatchNotFound for an unknown batch and AnchorIndexNotAnchored when
+    /// `index` is not below that batch's auditCount.
+    /// @param batchId The batch the proof was built for.
+    /// @param eventHash keccak256 of the event's canonical JSON.
+    /// @param index The event's position in the audit log.
+    /// @param proof The leaf's 32 siblings in that batch's audit tree.
+    /// @return included True if the proof leads to that batch's audit root.
+    function verifyAuditAt(
+        uint64 batchId,
+        bytes32 eventHash,
+        uint64 index,
+        bytes32[32] calldata proof
+    ) external view returns (bool included);
 
     /// @notice The ConsentRegistry whose EIP-712 domain and guardianships the views use.
     /// @return registryAddress The registry.
