@@ -501,6 +501,20 @@ def test_audit_proofs(service: Service) -> None:
     assert verify(first[-1][1], 39, service.audit.proof(39)).call() is True
 
 
+def test_audit_tree_sizes_around_powers_of_two(service: Service) -> None:
+    """The contract and the reference agree on the first, last and a random leaf at each size."""
+    verify, verify_at = service.anchor.functions.verifyAudit, service.anchor.functions.verifyAuditAt
+    hashes: list[bytes] = []
+    for size in (1, 2, 3, 4, 7, 8, 9, 255, 256, 257, 1024, 1025):
+        hashes += [event_hash for _, event_hash in service.log(size - len(hashes))]
+        service.post()
+        for index in sorted({0, size - 1, service.rng.randrange(size)}):
+            proof = service.audit.proof(index)
+            assert verify(hashes[index], index, proof).call() is True, (size, index)
+            assert verify_at(service.batch_id, hashes[index], index, proof).call() is True
+    assert service.anchor.functions.latest().call()[2] == 1025
+
+
 def test_anchor_rules(service: Service) -> None:
     functions, chain, anchor = service.anchor.functions, service.chain, service.anchor
     root = h("root")
