@@ -13,7 +13,7 @@ import {RegistrarRole} from "./RegistrarRole.sol";
 /// @title consentgate consent anchor
 /// @notice Batched commitments beside a ConsentRegistry (docs/anchoring.md): the registrar posts
 /// the consent, status and audit roots; anyone checks a consent receipt or an audit event against
-/// the latest roots with the citizen's signature and Merkle proofs.
+/// the latest roots (or those of an earlier batch) with the citizen's signature and Merkle proofs.
 contract ConsentAnchor is IConsentAnchor, RegistrarRole {
     /// @notice checkConsentProof reason: every check passed.
     uint8 public constant PROOF_OK = 0;
@@ -25,9 +25,9 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
     uint8 public constant PROOF_UNAUTHORIZED_SIGNER = 3;
     /// @notice checkConsentProof reason: the subject signed but has an active guardian.
     uint8 public constant PROOF_WARD_SIGNATURE_REFUSED = 4;
-    /// @notice checkConsentProof reason: the consent proof does not lead to the latest consent root.
+    /// @notice checkConsentProof reason: the consent proof does not lead to the batch's consent root.
     uint8 public constant PROOF_CONSENT_NOT_PROVEN = 5;
-    /// @notice checkConsentProof reason: the status proof does not lead to the latest status root.
+    /// @notice checkConsentProof reason: the status proof does not lead to the batch's status root.
     uint8 public constant PROOF_STATUS_NOT_PROVEN = 6;
 
     IConsentRegistry private immutable _registry;
@@ -36,11 +36,11 @@ contract ConsentAnchor is IConsentAnchor, RegistrarRole {
 
     /// @notice Deploys the anchor and gives `registrar` DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE.
     /// @param registrar The platform operator's address.
-    /// @param registry_ The ConsentRegistry whose EIP-712 domain and guardianships are used.
-    constructor(address registrar, address registry_) {
+    /// @param consentRegistry The ConsentRegistry whose EIP-712 domain and guardianships are used.
+    constructor(address registrar, address consentRegistry) {
         if (registrar == address(0)) revert AnchorZeroRegistrar();
-        if (registry_ == address(0)) revert AnchorZeroRegistry();
-        _registry = IConsentRegistry(registry_);
+        if (consentRegistry == address(0)) revert AnchorZeroRegistry();
+        _registry = IConsentRegistry(consentRegistry);
         _grantRole(DEFAULT_ADMIN_ROLE, registrar);
         _grantRole(REGISTRAR_ROLE, registrar);
     }

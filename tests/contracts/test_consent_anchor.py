@@ -293,6 +293,14 @@ def test_deployment(service: Service) -> None:
     )
 
 
+def test_constructor_abi() -> None:
+    (constructor,) = [e for e in load_artifact("ConsentAnchor").abi if e["type"] == "constructor"]
+    assert [(i["name"], i["type"]) for i in constructor["inputs"]] == [
+        ("registrar", "address"),
+        ("consentRegistry", "address"),
+    ]
+
+
 def test_zero_addresses_refused(registry: Registry) -> None:
     chain = registry.chain
     assert_reverts(
