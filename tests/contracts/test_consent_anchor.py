@@ -24,6 +24,7 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from contracts import load_artifact
+from fastpath import merkle
 from tests.contracts.contract_support import (
     CATEGORIES,
     PURPOSES,
@@ -521,6 +522,47 @@ def test_audit_tree_sizes_around_powers_of_two(service: Service) -> None:
             assert verify(hashes[index], index, proof).call() is True, (size, index)
             assert verify_at(service.batch_id, hashes[index], index, proof).call() is True
     assert service.anchor.functions.latest().call()[2] == 1025
+
+
+@pytest.mark.parametrize("implementation", ["reference", "compiled"])
+def test_fastpath_merkle_agrees(service: Service, implementation: str) -> None:
+    """The service's trees (fastpath.merkle, both implementations) against the contract."""
+    impl = merkle.implementations()[implementation]
+    receipts = []
+    for gap in (0, 255, 3):
+        service.filler(gap)
+        receipts.append(service.random_grant())
+    tree = impl.IncrementalTree()
+    for i, leaf_hash in enumerate(service.consents.leaves):
+        receipt = next((r for r in receipts if r.index == i), None)
+        if receipt is not None:
+            digest = service.registry.digest("Grant", receipt.message)
+            leaf_hash = merkle.consent_leaf(digest, receipt.signature, impl=impl)
+        tree.append(leaf_hash)
+    assert bytes(tree.root()) == service.consents.root()
+    status = merkle.StatusList(count=tree.size, impl=impl)
+    status.set(receipts[1].index)  # index 256: word 1, most significant bit
+    events = [{"kind": "grant", "n": n, "who": "Zoë"} for n in range(6)]
+    audit = impl.IncrementalTree([merkle.audit_leaf(e, impl=impl) for e in events])
+    anchor = service.anchor.functions.anchor
+    roots = (bytes(tree.root()), tree.size, status.root(), bytes(audit.root()), audit.size)
+    service.chain.send(anchor(1, *roots))
+
+    for receipt in receipts:
+        w = receipt.index // 256
+        args = (
+            receipt.message,
+            receipt.signature,
+            receipt.index,
+            list(tree.proof(receipt.index)),
+            status.word(w),
+            status.proof(w),
+        )
+        assert service.check(args) == (PROOF_OK, receipt.index == 256), receipt.index
+    for n, event in enumerate(events):
+        text = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        proof = list(audit.proof(n))
+        assert service.anchor.functions.verifyAudit(keccak(text.encode()), n, proof).call() is True
 
 
 def test_anchor_rules(service: Service) -> None:
