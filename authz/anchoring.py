@@ -29,9 +29,10 @@ from typing import Any
 from sqlalchemy import select
 
 from authz import outbox
+from authz.commitments import AUDIT_MAX, Commitments
 from authz.errors import ConsentgateError
 from authz.ledger import grant_args, withdrawal_args
-from authz.models import Consent, ConsentEvent, OutboxItem
+from authz.models import AuditEvent, Consent, ConsentEvent, OutboxItem
 from authz.services import Services
 from chain_node import ChainError, ChainUnavailable, TxResult
 
@@ -60,6 +61,9 @@ class AnchorWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.audit_wait_ms = svc.settings.audit_wait_ms
+        self.commitments = Commitments(svc)
+        self._recovered = False
 
     # -- thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,28 +113,70 @@ class AnchorWorker:
         self._wake.clear()
 
     def _idle_wait_s(self) -> float:
+        waits = [1.0]
         oldest = outbox.oldest_pending_ms(self.svc.db)
-        if oldest is None:
-            return 1.0
-        return max(0.0, (oldest + self.batch_wait_ms - outbox.now_ms()) / 1000)
+        if oldest is not None:
+            waits.append((oldest + self.batch_wait_ms - outbox.now_ms()) / 1000)
+        audit_oldest = self._oldest_audit_ms()
+        if audit_oldest is not None:
+            waits.append((audit_oldest + self.audit_wait_ms - outbox.now_ms()) / 1000)
+        return max(0.0, min(waits))
+
+    def _oldest_audit_ms(self) -> int | None:
+        with self.svc.db.sessions() as s:
+            return s.scalar(
+                select(AuditEvent.created_ms)
+                .where(AuditEvent.leaf_index.is_(None))
+                .order_by(AuditEvent.seq)
+                .limit(1)
+            )
+
+    def _unanchored_audit(self) -> list[AuditEvent]:
+        with self.svc.db.sessions() as s:
+            return list(
+                s.scalars(
+                    select(AuditEvent)
+                    .where(AuditEvent.leaf_index.is_(None))
+                    .order_by(AuditEvent.seq)
+                    .limit(AUDIT_MAX)
+                )
+            )
 
     # -- one batch ------------------------------------------------------------------------
     def run_once(self, force: bool = True) -> int:
-        """Anchor one batch of pending items; returns how many were taken (0: none).
+        """Anchor one batch; returns how many outbox items and audit events it took.
 
-        With ``force`` False, waits (returns 0) while fewer than ``batch_max`` items are
-        pending and the oldest is younger than ``batch_wait_ms``.
+        With ``force`` False, outbox items wait while fewer than ``batch_max`` are pending
+        and the oldest is younger than ``batch_wait_ms``; audit events alone wait for
+        ``audit_wait_ms``. A worker's first batch finishes any batch a crash left
+        ``prepared``.
         """
+        if not self._recovered:
+            self.commitments.recover()
+            self._recovered = True
         items = outbox.pending(self.svc.db, self.batch_max)
-        if not items:
-            return 0
-        if (
-            not force
-            and len(items) < self.batch_max
-            and outbox.now_ms() - items[0].created_ms < self.batch_wait_ms
-        ):
+        audit_rows = self._unanchored_audit()
+        now = outbox.now_ms()
+        items_ready = bool(items) and (
+            force or len(items) >= self.batch_max or now - items[0].created_ms >= self.batch_wait_ms
+        )
+        audit_ready = bool(audit_rows) and (
+            force
+            or items_ready
+            or len(audit_rows) >= AUDIT_MAX
+            or now - audit_rows[0].created_ms >= self.audit_wait_ms
+        )
+        if not items_ready:
+            items = []
+        if not audit_ready:
+            audit_rows = []
+        if not items and not audit_rows:
             return 0
         items = self._well_formed(items)
+        if self.mode == "batched":
+            self.commitments.anchor_batch(items, audit_rows, with_consents=True)
+            self.waiters.notify()
+            return len(items) + len(audit_rows)
         grants = [i for i in items if i.kind == "grant"]
         withdrawals = [i for i in items if i.kind == "withdrawal"]
         for start in range(0, len(grants), DIRECT_CHUNK):
@@ -147,8 +193,10 @@ class AnchorWorker:
                 "withdraw",
                 lambda i: withdrawal_args(i.payload["message"]),
             )
+        if audit_rows:
+            self.commitments.anchor_batch([], audit_rows, with_consents=False)
         self.waiters.notify()
-        return len(items)
+        return len(items) + len(audit_rows)
 
     def _well_formed(self, items: list[OutboxItem]) -> list[OutboxItem]:
         """Items whose payload builds a call; any other is marked failed, so one corrupt

@@ -18,6 +18,7 @@ and the anchoring worker appends ``leaf(hash)`` to the append-only audit tree
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from eth_utils import keccak
@@ -39,6 +40,12 @@ def event_hash(event: dict[str, Any]) -> str:
 def append(s: Session, kind: str, ref: str, event: dict[str, Any]) -> AuditEvent:
     """Add an audit event to the session (committed with the caller's transaction)."""
     doc = {"kind": kind, **event}
-    row = AuditEvent(kind=kind, ref=ref, event=doc, event_hash=event_hash(doc))
+    row = AuditEvent(
+        kind=kind,
+        ref=ref,
+        event=doc,
+        event_hash=event_hash(doc),
+        created_ms=int(time.time() * 1000),
+    )
     s.add(row)
     return row

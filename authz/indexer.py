@@ -22,6 +22,7 @@ from authz.db import Database
 from authz.ledger import Ledger
 from authz.models import (
     PROJECTION_TABLES,
+    AnchoredBatch,
     Consent,
     ConsentEvent,
     ConsentRequest,
@@ -45,12 +46,13 @@ class Indexer:
         self.ledger = ledger
         self._lock = threading.Lock()
         self._events: dict[bytes, Any] = {}
-        for abi in ledger.registry.abi:
-            if abi.get("type") == "event":
-                event_abi = cast(ABIEvent, abi)
-                self._events[event_abi_to_log_topic(event_abi)] = getattr(
-                    ledger.registry.events, event_abi["name"]
-                )()
+        for contract in (ledger.registry, ledger.anchor):
+            for abi in contract.abi:
+                if abi.get("type") == "event":
+                    event_abi = cast(ABIEvent, abi)
+                    self._events[event_abi_to_log_topic(event_abi)] = getattr(
+                        contract.events, event_abi["name"]
+                    )()
         self._block_times: dict[int, int] = {}
 
     def cursor(self) -> int:
@@ -69,7 +71,11 @@ class Indexer:
             if start > head:
                 return head
             logs = self.ledger.chain.w3.eth.get_logs(
-                {"address": self.ledger.address, "fromBlock": start, "toBlock": head}
+                {
+                    "address": [self.ledger.address, self.ledger.anchor_address],
+                    "fromBlock": start,
+                    "toBlock": head,
+                }
             )
             with self.db.session() as s:
                 for log in sorted(logs, key=lambda g: (g["blockNumber"], g["logIndex"])):
@@ -189,6 +195,20 @@ class Indexer:
             )
         )
         self._record_event(s, ev, consent_id, "given", a["signer"])
+
+    def _on_BatchAnchored(self, s: Session, a: Any, ev: Any) -> None:
+        s.merge(
+            AnchoredBatch(
+                batch_id=int(a["batchId"]),
+                consent_root=_hex(a["consentRoot"]),
+                consent_count=int(a["consentCount"]),
+                status_root=_hex(a["statusRoot"]),
+                audit_root=_hex(a["auditRoot"]),
+                audit_count=int(a["auditCount"]),
+                tx_hash=_hex(ev["transactionHash"]),
+                block_number=int(ev["blockNumber"]),
+            )
+        )
 
     def _on_ConsentWithdrawn(self, s: Session, a: Any, ev: Any) -> None:
         consent_id = _hex(a["consentId"])

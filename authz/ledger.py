@@ -9,7 +9,6 @@ rebuilt from the chain (``consentgate reindex``) without losing track of the con
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from chain_node import ChainBackend, ChainRevert, TxResult
 from contracts import error_abis, load_artifact
 
 REGISTRY = "ConsentRegistry"
+ANCHOR = "ConsentAnchor"
 
 # Custom errors of the registry -> (service error class, stable code). Anything not listed
 # is reported as a 400 ``chain_rejected`` with the decoded error in the detail.
@@ -62,6 +62,12 @@ REVERT_CODES: dict[str, tuple[type[ConsentgateError], str]] = {
     "GuardianZeroAddress": (BadRequest, "invalid_guardianship"),
     "GuardianNotSet": (NotFound, "guardianship_not_found"),
     "AccessControlUnauthorizedAccount": (Forbidden, "chain_forbidden"),
+    "AnchorIndexNotAnchored": (Conflict, "not_yet_anchored"),
+    "AnchorBatchIdNotNext": (Conflict, "batch_id_not_next"),
+    "AnchorBatchNotFound": (NotFound, "batch_not_found"),
+    "AnchorConsentCountDecreased": (BadRequest, "anchor_count_decreased"),
+    "AnchorAuditCountDecreased": (BadRequest, "anchor_count_decreased"),
+    "AnchorCountTooLarge": (BadRequest, "anchor_count_too_large"),
 }
 
 
@@ -111,74 +117,85 @@ def text_hash(value: str) -> str:
 
 
 class Ledger:
-    """The deployed consent registry on one chain.
+    """The deployed contracts on one chain: ``ConsentRegistry`` and ``ConsentAnchor``.
 
-    Attributes: ``chain`` (the backend), ``registry`` (web3 contract), ``address``
-    (checksum address of the registry), ``chain_id``.
+    Attributes: ``chain`` (the backend), ``registry`` / ``anchor`` (web3 contracts),
+    ``address`` (the registry's checksum address: the EIP-712 ``verifyingContract``),
+    ``anchor_address``, ``chain_id``, ``deploy_block`` (first block to index).
+    Deployments are remembered in ``DATA_DIR/deployments.json`` keyed by chain id and
+    genesis hash; ``registry_address`` (setting ``CONSENTGATE_REGISTRY_ADDRESS``) uses an
+    existing registry instead.
     """
 
     def __init__(self, chain: ChainBackend, data_dir: Path, registry_address: str = "") -> None:
         self.chain = chain
         self.chain_id = chain.chain_id
-        self._lock = threading.Lock()
-        artifact = load_artifact(REGISTRY)
         chain.register_errors(error_abis())
-        address = registry_address or self._deployed_address(data_dir, artifact)
-        self.address = to_checksum_address(address)
-        self.registry = chain.w3.eth.contract(address=self.address, abi=artifact.abi)
-        self.deploy_block = self._deploy_block(data_dir)
+        self._path = data_dir / "deployments.json"
+        self._key = f"{self.chain_id}:{bytes(chain.w3.eth.get_block(0)['hash']).hex()}"
+        self.address = to_checksum_address(
+            registry_address or self._deployed(REGISTRY, chain.relayer)
+        )
+        self.anchor_address = to_checksum_address(
+            self._deployed(ANCHOR, chain.relayer, self.address)
+        )
+        self.registry = chain.w3.eth.contract(address=self.address, abi=load_artifact(REGISTRY).abi)
+        self.anchor = chain.w3.eth.contract(
+            address=self.anchor_address, abi=load_artifact(ANCHOR).abi
+        )
+        known = self._known()
+        blocks = [int(known.get(name, {}).get("block_number", 0)) for name in (REGISTRY, ANCHOR)]
+        self.deploy_block = min(blocks) if not registry_address else 0
 
     # -- deployment -------------------------------------------------------------------
-    def _deployment_key(self) -> str:
-        genesis = self.chain.w3.eth.get_block(0)["hash"]
-        return f"{self.chain_id}:{bytes(genesis).hex()}"
+    def _known(self) -> dict[str, Any]:
+        all_known: dict[str, Any] = (
+            json.loads(self._path.read_text()) if self._path.exists() else {}
+        )
+        return dict(all_known.get(self._key, {}))
 
-    def _deployed_address(self, data_dir: Path, artifact: Any) -> str:
-        path = data_dir / "deployments.json"
-        known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        key = self._deployment_key()
-        entry = known.get(key, {}).get(REGISTRY)
+    def _deployed(self, name: str, *ctor_args: Any) -> str:
+        """The address of ``name`` on this chain, deploying it on first use."""
+        entry = self._known().get(name)
         if entry and self.chain.w3.eth.get_code(entry["address"]):
             return str(entry["address"])
-        result = self.chain.deploy(artifact.abi, artifact.bytecode, self.chain.relayer)
+        artifact = load_artifact(name)
+        result = self.chain.deploy(artifact.abi, artifact.bytecode, *ctor_args)
         assert result.contract_address is not None
-        known.setdefault(key, {})[REGISTRY] = {
+        all_known: dict[str, Any] = (
+            json.loads(self._path.read_text()) if self._path.exists() else {}
+        )
+        all_known.setdefault(self._key, {})[name] = {
             "address": result.contract_address,
             "block_number": result.block_number,
             "tx_hash": result.tx_hash,
             "source_hash": artifact.source_hash,
         }
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
-        tmp.replace(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(all_known, indent=2, sort_keys=True))
+        tmp.replace(self._path)
         return str(result.contract_address)
 
-    def _deploy_block(self, data_dir: Path) -> int:
-        path = data_dir / "deployments.json"
-        if not path.exists():
-            return 0
-        entry = json.loads(path.read_text()).get(self._deployment_key(), {}).get(REGISTRY, {})
-        if entry.get("address", "").lower() != self.address.lower():
-            return 0
-        return int(entry.get("block_number", 0))
-
     # -- transactions -----------------------------------------------------------------
-    def send(self, fn_name: str, *args: Any) -> TxResult:
-        """Send ``registry.fn_name(*args)`` from the relayer; map reverts to service errors.
+    def _contract(self, on: str) -> Any:
+        return self.anchor if on == "anchor" else self.registry
+
+    def send(self, fn_name: str, *args: Any, on: str = "registry") -> TxResult:
+        """Send ``fn_name(*args)`` to the registry (or ``on="anchor"``) from the relayer.
 
         Raises the :class:`ConsentgateError` subclass mapped from the custom error (see
-        :func:`revert_to_error`).
+        :func:`revert_to_error`); :class:`chain_node.ChainUnavailable` when the node is down.
         """
-        fn = getattr(self.registry.functions, fn_name)(*args)
+        fn = getattr(self._contract(on).functions, fn_name)(*args)
         try:
             return self.chain.send(fn)
         except ChainRevert as exc:
             raise revert_to_error(exc) from exc
 
-    def call(self, fn_name: str, *args: Any) -> Any:
-        """Call a view of the registry at the latest block."""
-        fn = getattr(self.registry.functions, fn_name)(*args)
+    def call(self, fn_name: str, *args: Any, on: str = "registry") -> Any:
+        """Call a view of the registry (or ``on="anchor"``) at the latest block."""
+        fn = getattr(self._contract(on).functions, fn_name)(*args)
         try:
             return self.chain.call(fn)
         except ChainRevert as exc:

@@ -101,17 +101,18 @@ class Consent(Base):
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     granted_block: Mapped[int] = mapped_column(BigInteger)
     granted_tx: Mapped[str] = mapped_column(String(66))
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
     __table_args__ = (Index("ix_consents_lookup", "subject", "controller", "purpose_hash"),)
 
 
 class ConsentEvent(Base):
-    """Projection: the event history of a consent (given / withdrawn)."""
+    """Projection: the event history of a consent (given / withdrawn), one row each."""
 
     __tablename__ = "consent_events"
-    tx_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
-    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consent_id: Mapped[str] = mapped_column(String(66), index=True)
-    event: Mapped[str] = mapped_column(String(20))
+    consent_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    event: Mapped[str] = mapped_column(String(20), primary_key=True)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
     signer: Mapped[str] = mapped_column(String(42))
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_time: Mapped[int] = mapped_column(BigInteger)
@@ -173,6 +174,7 @@ class OutboxItem(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     anchored_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
@@ -205,8 +207,44 @@ class AuditEvent(Base):
     ref: Mapped[str] = mapped_column(String(66), index=True)  # access_id or consent_id
     event: Mapped[dict] = mapped_column(JSON)
     event_hash: Mapped[str] = mapped_column(String(66))
+    created_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Batch(Base):
+    """An anchoring batch this service prepared (source table; docs/anchoring.md).
+
+    ``state`` is ``prepared`` from the moment leaf indices are assigned and the batch
+    file is written until the ``anchor`` transaction is mined (``anchored``). A crash in
+    between is recovered by re-sending the same roots or adopting the mined batch.
+    """
+
+    __tablename__ = "batches"
+    batch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    state: Mapped[str] = mapped_column(String(12))
+    consent_count: Mapped[int] = mapped_column(BigInteger)
+    audit_count: Mapped[int] = mapped_column(BigInteger)
+    consent_root: Mapped[str] = mapped_column(String(66))
+    status_root: Mapped[str] = mapped_column(String(66))
+    audit_root: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AnchoredBatch(Base):
+    """Projection of ``ConsentAnchor.BatchAnchored``: the roots as the chain holds them."""
+
+    __tablename__ = "anchored_batches"
+    batch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    consent_root: Mapped[str] = mapped_column(String(66))
+    consent_count: Mapped[int] = mapped_column(BigInteger)
+    status_root: Mapped[str] = mapped_column(String(66))
+    audit_root: Mapped[str] = mapped_column(String(66))
+    audit_count: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
 
 
 class Meta(Base):
@@ -217,4 +255,4 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-PROJECTION_TABLES = (DepartmentState, Guardianship, Consent, ConsentEvent)
+PROJECTION_TABLES = (DepartmentState, Guardianship, Consent, ConsentEvent, AnchoredBatch)

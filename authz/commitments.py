@@ -1,0 +1,378 @@
+"""Batched commitments: the consent, status and audit trees and their anchoring batches.
+
+The normative layout is docs/anchoring.md. :class:`Commitments` keeps the three trees of
+the latest batch in memory (rebuilt from the database at start), and
+:meth:`Commitments.anchor_batch` turns outbox items and audit events into the next batch:
+
+1. assign leaf indices (consents in acceptance order; a withdrawal sets its consent's
+   status bit; audit events in commit order) and compute the three roots;
+2. in one database transaction, record the batch as ``prepared`` with those indices;
+3. write the batch file ``DATA_DIR/batches/<id>.json`` (what an auditor replays);
+4. send ``ConsentAnchor.anchor(id, roots, counts)``;
+5. in one database transaction, mark the batch and its items ``anchored`` and project
+   the batch's consents into the index (:func:`project_batch`, the same code
+   ``reindex`` replays batch files with).
+
+A crash after 2 leaves a ``prepared`` batch: the next worker start re-sends the same
+roots, or adopts the batch if the chain already has it (``batchId`` must be the previous
+one + 1, so a batch can never be anchored twice).
+
+In ``direct`` mode the consent and status trees stay empty and only the audit tree
+grows, anchored through the same contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils import keccak
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from authz import outbox, typed_data
+from authz.errors import Conflict, ConsentgateError, NotFound
+from authz.ledger import grant_args
+from authz.models import (
+    AnchoredBatch,
+    AuditEvent,
+    Batch,
+    Consent,
+    ConsentEvent,
+    OutboxItem,
+)
+from authz.services import Services
+from fastpath import merkle
+
+AUDIT_MAX = 20_000
+
+
+def _b(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text[2:] if hex_text.startswith("0x") else hex_text)
+
+
+def _h(raw: bytes) -> str:
+    return "0x" + bytes(raw).hex()
+
+
+class Commitments:
+    """The three trees as of the latest prepared batch, guarded by ``lock``."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.lock = threading.RLock()
+        self.batch_dir = svc.settings.data_dir / "batches"
+        self.load()
+
+    # -- state ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Rebuild the trees from the database (every batch, prepared or anchored)."""
+        with self.lock, self.svc.db.sessions() as s:
+            self.consents = merkle.IncrementalTree()
+            grants = s.execute(
+                select(OutboxItem.consent_id, OutboxItem.payload)
+                .where(OutboxItem.kind == "grant", OutboxItem.leaf_index.is_not(None))
+                .order_by(OutboxItem.leaf_index)
+            ).all()
+            self.consents.extend(
+                [merkle.consent_leaf(_b(cid), _b(p["signature"])) for cid, p in grants]
+            )
+            self.status = merkle.StatusList(self.consents.size)
+            for index in s.scalars(
+                select(OutboxItem.leaf_index).where(
+                    OutboxItem.kind == "withdrawal", OutboxItem.leaf_index.is_not(None)
+                )
+            ):
+                if index is not None:
+                    self.status.set(int(index))
+            self.audit = merkle.IncrementalTree()
+            self.audit.extend(
+                [
+                    merkle.leaf_hash(_b(h))
+                    for (h,) in s.execute(
+                        select(AuditEvent.event_hash)
+                        .where(AuditEvent.leaf_index.is_not(None))
+                        .order_by(AuditEvent.leaf_index)
+                    )
+                ]
+            )
+            last = s.scalar(select(func.max(Batch.batch_id)))
+            self.batch_id = int(last) if last is not None else 0
+
+    def roots(self) -> tuple[bytes, bytes, bytes]:
+        """(consent root, status root, audit root) of the current trees."""
+        return self.consents.root(), self.status.root(), self.audit.root()
+
+    # -- anchoring ----------------------------------------------------------------------
+    def recover(self) -> None:
+        """Finish a batch left ``prepared`` by a crash: adopt it if the chain has it,
+        else send it again with the same roots."""
+        with self.lock:
+            with self.svc.db.sessions() as s:
+                batch = s.scalar(
+                    select(Batch).where(Batch.state == "prepared").order_by(Batch.batch_id).limit(1)
+                )
+            if batch is not None:
+                self._send_and_finalize(batch.batch_id)
+
+    def anchor_batch(
+        self, items: Sequence[OutboxItem], audit_rows: Sequence[AuditEvent], with_consents: bool
+    ) -> int | None:
+        """Prepare, persist, publish and anchor the next batch; returns its id (None when
+        there was nothing to anchor). ``with_consents`` False (direct mode) anchors only
+        the audit events. Raises :class:`chain_node.ChainUnavailable` (the batch stays
+        ``prepared`` and is re-sent later)."""
+        with self.lock:
+            self.recover()
+            if not items and not audit_rows:
+                return None
+            try:
+                batch_id = self._prepare(items if with_consents else [], audit_rows)
+            except BaseException:
+                self.load()  # the trees may hold leaves the database did not take
+                raise
+            self._send_and_finalize(batch_id)
+            return batch_id
+
+    def _prepare(self, items: Sequence[OutboxItem], audit_rows: Sequence[AuditEvent]) -> int:
+        batch_id = self.batch_id + 1
+        consent_start, audit_start = self.consents.size, self.audit.size
+        grants = [i for i in items if i.kind == "grant"]
+        withdrawals = [i for i in items if i.kind == "withdrawal"]
+        index_of = {g.consent_id: consent_start + k for k, g in enumerate(grants)}
+        self.consents.extend(
+            [merkle.consent_leaf(_b(g.consent_id), _b(g.payload["signature"])) for g in grants]
+        )
+        self.status.resize(self.consents.size)
+        failed: list[OutboxItem] = []
+        w_index: dict[int, int] = {}
+        with self.svc.db.sessions() as s:
+            for w in withdrawals:
+                idx = index_of.get(w.consent_id)
+                if idx is None:
+                    idx = s.scalar(
+                        select(OutboxItem.leaf_index).where(OutboxItem.dedupe_key == w.consent_id)
+                    )
+                if idx is None:
+                    failed.append(w)
+                    continue
+                w_index[w.seq] = int(idx)
+                self.status.set(int(idx))
+        self.audit.extend([merkle.leaf_hash(_b(e.event_hash)) for e in audit_rows])
+        consent_root, status_root, audit_root = self.roots()
+        doc = {
+            "batch_id": batch_id,
+            "layout": "docs/anchoring.md",
+            "chain_id": self.svc.ledger.chain_id,
+            "anchor": self.svc.ledger.anchor_address,
+            "registry": self.svc.ledger.address,
+            "consent_start": consent_start,
+            "consents": [
+                {
+                    "index": index_of[g.consent_id],
+                    "consent_id": g.consent_id,
+                    "message": g.payload["message"],
+                    "signature": g.payload["signature"],
+                }
+                for g in grants
+            ],
+            "withdrawals": [
+                {
+                    "index": w_index[w.seq],
+                    "consent_id": w.consent_id,
+                    "message": w.payload["message"],
+                    "signature": w.payload["signature"],
+                }
+                for w in withdrawals
+                if w.seq in w_index
+            ],
+            "status_words": {
+                str(wd): _h(self.status.word(wd))
+                for wd in sorted({i // 256 for i in w_index.values()})
+            },
+            "audit_start": audit_start,
+            "audit": [
+                {"index": audit_start + k, "event": e.event} for k, e in enumerate(audit_rows)
+            ],
+            "consent_count": self.consents.size,
+            "audit_count": self.audit.size,
+            "roots": {
+                "consent": _h(consent_root),
+                "status": _h(status_root),
+                "audit": _h(audit_root),
+            },
+        }
+        with self.svc.db.session() as s:
+            s.add(
+                Batch(
+                    batch_id=batch_id,
+                    state="prepared",
+                    consent_count=self.consents.size,
+                    audit_count=self.audit.size,
+                    consent_root=_h(consent_root),
+                    status_root=_h(status_root),
+                    audit_root=_h(audit_root),
+                    created_ms=outbox.now_ms(),
+                )
+            )
+            for g in grants:
+                s.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.seq == g.seq)
+                    .values(leaf_index=index_of[g.consent_id], batch_id=batch_id)
+                )
+            for w in withdrawals:
+                if w.seq in w_index:
+                    s.execute(
+                        update(OutboxItem)
+                        .where(OutboxItem.seq == w.seq)
+                        .values(leaf_index=w_index[w.seq], batch_id=batch_id)
+                    )
+            for w in failed:
+                outbox.mark_failed(
+                    s,
+                    w.seq,
+                    "consent_not_in_tree",
+                    "the withdrawn consent has no leaf in the consent tree",
+                )
+            for k, e in enumerate(audit_rows):
+                s.execute(
+                    update(AuditEvent)
+                    .where(AuditEvent.seq == e.seq)
+                    .values(leaf_index=audit_start + k, batch_id=batch_id)
+                )
+        self._write_file(batch_id, doc)
+        self.batch_id = batch_id
+        return batch_id
+
+    def _write_file(self, batch_id: int, doc: dict[str, Any]) -> None:
+        self.batch_dir.mkdir(parents=True, exist_ok=True)
+        path = self.batch_dir / f"{batch_id}.json"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+
+    def batch_file(self, batch_id: int) -> dict[str, Any]:
+        """The published batch document; raises :class:`NotFound` ``batch_not_found``."""
+        path = self.batch_dir / f"{batch_id}.json"
+        if not path.exists():
+            raise NotFound(f"no batch {batch_id}", code="batch_not_found")
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def _send_and_finalize(self, batch_id: int) -> None:
+        with self.svc.db.sessions() as s:
+            b = s.get(Batch, batch_id)
+        assert b is not None
+        args = (
+            batch_id,
+            _b(b.consent_root),
+            b.consent_count,
+            _b(b.status_root),
+            _b(b.audit_root),
+            b.audit_count,
+        )
+        try:
+            result = self.svc.ledger.send("anchor", *args, on="anchor")
+            tx_hash, block = result.tx_hash, result.block_number
+        except Conflict as exc:  # batch_id_not_next: a previous attempt may have landed
+            self.svc.indexer.sync()
+            with self.svc.db.sessions() as s:
+                row = s.get(AnchoredBatch, batch_id)
+            if row is None or row.consent_root != b.consent_root or row.audit_root != b.audit_root:
+                raise ConsentgateError(
+                    f"batch {batch_id} cannot be anchored: {exc.detail}", code="batch_conflict"
+                ) from exc
+            tx_hash, block = row.tx_hash, row.block_number
+        self.svc.indexer.sync(block)
+        doc = self.batch_file(batch_id)
+        block_time = self.svc.ledger.block_time(block)
+        with self.svc.db.session() as s:
+            s.execute(
+                update(Batch)
+                .where(Batch.batch_id == batch_id)
+                .values(state="anchored", tx_hash=tx_hash, block_number=block)
+            )
+            seqs = list(s.scalars(select(OutboxItem.seq).where(OutboxItem.batch_id == batch_id)))
+            outbox.mark_anchored(s, seqs, tx_hash, block, batch_id)
+            project_batch(s, doc, tx_hash, block, block_time)
+
+
+def project_batch(
+    s: Session, doc: dict[str, Any], tx_hash: str, block: int, block_time: int
+) -> None:
+    """Project one anchored batch document into the index (consents, events, status).
+
+    Idempotent; used live after anchoring and by ``reindex`` when replaying batch files.
+    """
+    for c in doc["consents"]:
+        m = c["message"]
+        args = grant_args(m)
+        cid = c["consent_id"]
+        request = s.scalar(select(OutboxItem.payload).where(OutboxItem.dedupe_key == cid))
+        s.merge(
+            Consent(
+                consent_id=cid,
+                request_id=(request or {}).get("request_id"),
+                subject=m["subject"],
+                controller=m["controller"],
+                signer=_signer(cid, c["signature"]),
+                purpose=m["purpose"],
+                purpose_hash=_h(args[2]),
+                pii_categories=list(m["piCategories"]),
+                category_hashes=[_h(x) for x in args[3]],
+                sensitive=bool(m["sensitive"]),
+                third_party=args[5] != keccak(b""),
+                valid_from=int(m["validFrom"]),
+                valid_until=int(m["validUntil"]),
+                record_hash=m["recordHash"],
+                withdrawn=False,
+                granted_block=block,
+                granted_tx=tx_hash,
+                leaf_index=int(c["index"]),
+            )
+        )
+        s.merge(
+            ConsentEvent(
+                consent_id=cid,
+                event="given",
+                tx_hash=tx_hash,
+                log_index=0,
+                signer=_signer(cid, c["signature"]),
+                block_number=block,
+                block_time=block_time,
+            )
+        )
+    s.flush()
+    for w in doc["withdrawals"]:
+        row = s.get(Consent, w["consent_id"])
+        if row is not None:
+            row.withdrawn = True
+        signer = _withdrawal_signer(doc, w)
+        s.merge(
+            ConsentEvent(
+                consent_id=w["consent_id"],
+                event="withdrawn",
+                tx_hash=tx_hash,
+                log_index=0,
+                signer=signer,
+                block_number=block,
+                block_time=block_time,
+            )
+        )
+
+
+def _signer(consent_id: str, signature: str) -> str:
+    """Who signed a Grant: recovered from its digest (the consent id)."""
+    return typed_data.recover_signer(_b(consent_id), signature)
+
+
+def _withdrawal_signer(doc: dict[str, Any], w: dict[str, Any]) -> str:
+    """Who signed a Withdrawal, under the batch's registry domain."""
+    td = typed_data.withdrawal_typed_data(doc["chain_id"], doc["registry"], w["message"])
+    return typed_data.recover_signer(typed_data.digest(td), w["signature"])
