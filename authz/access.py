@@ -17,6 +17,7 @@ from sqlalchemy import select
 from authz import audit
 from authz.consents import rfc3339
 from authz.departments import is_active
+from authz.errors import NotFound
 from authz.ids import checksum, new_id
 from authz.ledger import text_hash
 from authz.models import AcceptedWithdrawal, AccessRecord, Consent, Department
@@ -175,3 +176,12 @@ def access_log_of(svc: Services, subject: str, limit: int = 500) -> list[dict[st
         }
         for r, name, address in rows
     ]
+
+
+def get_access(svc: Services, access_id: str) -> AccessRecord:
+    """One access-log row; raises :class:`NotFound` ``access_not_found``."""
+    with svc.db.sessions() as s:
+        row = s.get(AccessRecord, access_id)
+    if row is None:
+        raise NotFound(f"no access check {access_id}", code="access_not_found")
+    return row

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 
 from authz import outbox
-from authz.commitments import AUDIT_MAX, Commitments
+from authz.commitments import AUDIT_MAX
 from authz.errors import ConsentgateError
 from authz.ledger import grant_args, withdrawal_args
 from authz.models import AuditEvent, Consent, ConsentEvent, OutboxItem
@@ -62,7 +62,7 @@ class AnchorWorker:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.audit_wait_ms = svc.settings.audit_wait_ms
-        self.commitments = Commitments(svc)
+        self.commitments = svc.commitments
         self._recovered = False
 
     # -- thread ---------------------------------------------------------------------------

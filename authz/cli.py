@@ -7,6 +7,7 @@ token tools of :mod:`fastpath.cli`). Every command reads the ``CONSENTGATE_*`` s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +23,72 @@ app.add_typer(admin_app, name="admin")
 bench_app = typer.Typer(help="Throughput measurements, printed as JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
+proof_app = typer.Typer(
+    help="Check consent proofs on chain, without the service.", no_args_is_help=True
+)
+app.add_typer(proof_app, name="proof")
+audit_app = typer.Typer(
+    help="Check audit-log proofs on chain, without the service.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+ChainOption = Annotated[
+    str,
+    typer.Option(
+        "--chain",
+        help="an EVM JSON-RPC URL, or `embedded` for the chain in "
+        "CONSENTGATE_DATA_DIR (stop the server first)",
+    ),
+]
+
+
+def _verify(path: Path, chain_spec: str, check: Any) -> None:
+    from authz.settings import get_settings
+    from chain_node import ChainError, open_chain
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"consentgate: cannot read {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    url = "" if chain_spec == "embedded" else chain_spec
+    try:
+        chain = open_chain(settings.data_dir, url, settings.relayer_key or _READ_ONLY_KEY)
+    except (ChainError, OSError) as exc:
+        typer.echo(f"consentgate: cannot open the chain: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        result = check(chain, doc)
+    except Exception as exc:  # a malformed proof is a usage error, not a crash
+        typer.echo(json.dumps({"valid": False, "error": str(exc)}))
+        raise typer.Exit(2) from None
+    finally:
+        chain.close()
+    typer.echo(json.dumps(result))
+    raise typer.Exit(0 if result.get("valid") else 1)
+
+
+# Verification only reads the chain; a JSON-RPC backend still wants a key to exist.
+_READ_ONLY_KEY = "0x" + "11" * 32
+
+
+@proof_app.command("verify")
+def proof_verify(path: Path, chain: ChainOption = "embedded") -> None:
+    """Check a consent proof (GET /v1/consents/{id}/proof) against ConsentAnchor /
+    ConsentRegistry. Prints JSON; exit 0 valid, 1 not valid, 2 usage error."""
+    from authz.proofs import verify_consent
+
+    _verify(path, chain, verify_consent)
+
+
+@audit_app.command("verify")
+def audit_verify(path: Path, chain: ChainOption = "embedded") -> None:
+    """Check an audit proof (GET /v1/access/{id}/proof) against ConsentAnchor.
+    Prints JSON; exit 0 valid, 1 not valid, 2 usage error."""
+    from authz.proofs import verify_audit
+
+    _verify(path, chain, verify_audit)
 
 
 @app.command()
@@ -101,7 +168,7 @@ def reindex() -> None:
 
     svc = _open(get_settings())
     try:
-        cursor = svc.indexer.reindex()
+        cursor = svc.reindex()
         typer.echo(
             json.dumps(
                 {

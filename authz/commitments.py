@@ -376,3 +376,40 @@ def _withdrawal_signer(doc: dict[str, Any], w: dict[str, Any]) -> str:
     """Who signed a Withdrawal, under the batch's registry domain."""
     td = typed_data.withdrawal_typed_data(doc["chain_id"], doc["registry"], w["message"])
     return typed_data.recover_signer(typed_data.digest(td), w["signature"])
+
+
+def replay_batches(svc: Services) -> int:
+    """Rebuild the batched part of the index from the published batch files.
+
+    Replays ``DATA_DIR/batches/*.json`` in order, recomputing all three trees, and
+    refuses (``ConsentgateError`` ``batch_mismatch``) a batch whose roots differ from
+    the ``BatchAnchored`` event on chain; batches the chain does not have yet are left
+    for the worker. Returns the number of batches projected.
+    """
+    consents = merkle.IncrementalTree()
+    status = merkle.StatusList(0)
+    audit = merkle.IncrementalTree()
+    done = 0
+    batch_dir = svc.settings.data_dir / "batches"
+    ids = sorted(int(p.stem) for p in batch_dir.glob("*.json")) if batch_dir.exists() else []
+    for batch_id in ids:
+        doc = json.loads((batch_dir / f"{batch_id}.json").read_text(encoding="utf-8"))
+        consents.extend([merkle.consent_leaf(_b(c["consent_id"]), _b(c["signature"]))
+                         for c in doc["consents"]])
+        status.resize(consents.size)
+        for w in doc["withdrawals"]:
+            status.set(int(w["index"]))
+        audit.extend([merkle.audit_leaf(a["event"]) for a in doc["audit"]])
+        with svc.db.sessions() as s:
+            onchain = s.get(AnchoredBatch, batch_id)
+        if onchain is None:
+            break
+        roots = (_h(consents.root()), _h(status.root()), _h(audit.root()))
+        if roots != (onchain.consent_root, onchain.status_root, onchain.audit_root):
+            raise ConsentgateError(f"batch file {batch_id} does not match the roots anchored "
+                                   f"in tx {onchain.tx_hash}", code="batch_mismatch")
+        with svc.db.session() as s:
+            project_batch(s, doc, onchain.tx_hash, onchain.block_number,
+                          svc.ledger.block_time(onchain.block_number))
+        done += 1
+    return done

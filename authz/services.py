@@ -30,6 +30,16 @@ class Services:
     registrar_token: str = ""
     clock: object = field(default=time.time)
     anchor_worker: Any = None
+    _commitments: Any = None
+
+    @property
+    def commitments(self) -> Any:
+        """The anchoring trees (:class:`authz.commitments.Commitments`), built on first use."""
+        if self._commitments is None:
+            from authz.commitments import Commitments
+
+            self._commitments = Commitments(self)
+        return self._commitments
 
     def wake_anchoring(self) -> None:
         """Tell the anchoring worker (if this process runs one) that items were enqueued."""
@@ -48,6 +58,15 @@ class Services:
     def now(self) -> int:
         """Current Unix time, whole seconds."""
         return int(self.clock())  # type: ignore[operator]
+
+    def reindex(self) -> int:
+        """Rebuild every projection: chain events, then the published batch files
+        (checked against the roots on chain). Returns the indexed block."""
+        from authz.commitments import replay_batches
+
+        cursor = self.indexer.reindex()
+        replay_batches(self)
+        return cursor
 
     def close(self) -> None:
         """Stop the worker, release the database and the chain (the embedded chain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,11 +105,12 @@ class Env:
         )
 
 
-def open_env(data_dir: Path) -> Env:
+def open_env(data_dir: Path, start_worker: bool = True, **settings: Any) -> Env:
     clock = Clock()
-    svc = open_services(Settings(data_dir=data_dir, public_url=BASE_URL))
+    svc = open_services(Settings(data_dir=data_dir, public_url=BASE_URL, **settings))
     svc.clock = clock
-    svc.start_anchoring()
+    if start_worker:
+        svc.start_anchoring()
     client = TestClient(create_app(services=svc), raise_server_exceptions=False)
     return Env(svc, client, clock)
 
@@ -125,3 +127,16 @@ def _reset_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "env" in request.fixturenames:
         request.getfixturevalue("env").clock.offset = 0
+
+
+@contextmanager
+def worker_paused(env: Env) -> Iterator[None]:
+    """Stop the anchoring worker (and catch the index up) so a snapshot stays still."""
+    if env.svc.anchor_worker is not None:
+        env.svc.anchor_worker.stop()
+        env.svc.anchor_worker = None
+    env.svc.indexer.sync()
+    try:
+        yield
+    finally:
+        env.svc.start_anchoring()

@@ -14,7 +14,7 @@ from authz import typed_data
 from authz.client import sign_typed
 from authz.ledger import grant_args
 from authz.models import AccessRecord, Consent
-from tests.authz.conftest import Env
+from tests.authz.conftest import Env, worker_paused
 
 
 def test_grant_check_withdraw_check(env: Env) -> None:
@@ -351,10 +351,11 @@ def test_reindex_equals_live_index(env: Env) -> None:
                 out[table.__tablename__] = sorted(tuple(map(str, r)) for r in rows)
             return out
 
-    live = snapshot()
-    assert live["consents"]
-    env.svc.indexer.reindex()
-    assert snapshot() == live
+    with worker_paused(env):
+        live = snapshot()
+        assert live["consents"]
+        env.svc.reindex()
+        assert snapshot() == live
 
 
 def test_openapi_lists_the_contracted_paths(env: Env) -> None:

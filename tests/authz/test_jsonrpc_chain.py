@@ -43,7 +43,7 @@ def test_flow_and_reindex_on_anvil(anvil: AnvilProcess, tmp_path: Path) -> None:
         denied = api.check(dept, citizen.address, "treatment", ["medical_health"])
         assert (denied["allowed"], denied["reason"]) == (False, "consent_withdrawn")
         before = api.consent(grant["consent_id"], session)
-        svc.indexer.reindex()
+        svc.reindex()
         assert api.consent(grant["consent_id"], session) == before
     finally:
         svc.close()

@@ -9,6 +9,7 @@ from authz.api.routes import (
     departments,
     guardianships,
     health,
+    proofs,
     subjects,
 )
 
@@ -23,4 +24,5 @@ routers = [
     access_checks.router,
     auth.router,
     subjects.router,
+    proofs.router,
 ]

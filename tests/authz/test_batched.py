@@ -1,0 +1,204 @@
+"""Batched commitments end to end: outbox -> batch -> anchor -> proofs on chain (issue 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from sqlalchemy import func, select
+
+from authz import proofs
+from authz.client import sign_typed
+from authz.models import PROJECTION_TABLES, Batch, Consent, OutboxItem
+from tests.authz.conftest import Env, open_env, worker_paused
+
+
+@pytest.fixture(scope="module")
+def benv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    e = open_env(
+        tmp_path_factory.mktemp("batched"),
+        anchor_mode="batched",
+        batch_wait_ms=20,
+        audit_wait_ms=20,
+    )
+    yield e
+    e.svc.close()
+
+
+def _grant_many(env: Env, dept: dict[str, Any], n: int) -> list[tuple[Any, dict[str, Any]]]:
+    signed = []
+    for _ in range(n):
+        citizen = Account.create()
+        signed.append((citizen, env.request(dept, citizen.address)))
+    resp = env.client.post(
+        "/v1/consent-batches?wait=anchored",
+        json={
+            "items": [
+                {"request_id": r["request_id"], "signature": sign_typed(k, r["typed_data"])}
+                for k, r in signed
+            ]
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [r["accepted"] for r in results] == [True] * n
+    assert {r["anchor"] for r in results} == {"anchored"}
+    return signed
+
+
+def test_batch_endpoint_anchor_proof_withdraw(benv: Env) -> None:
+    dept = benv.department()
+    signed = _grant_many(benv, dept, 12)
+    citizen, req = signed[5]
+    assert benv.check(dept, citizen.address)["allowed"] is True
+    proof = benv.client.get(
+        f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
+    ).json()
+    assert proof["mode"] == "batched" and len(proof["consent_proof"]) == 32
+    first = proofs.verify_consent(benv.svc.chain, proof)
+    assert first == {
+        **first,
+        "valid": True,
+        "granted": True,
+        "withdrawn": False,
+        "valid_latest": True,
+    }
+    # a Grant whose terms were tampered with does not verify
+    bad = {
+        **proof,
+        "typed_data": {
+            **proof["typed_data"],
+            "message": {**proof["typed_data"]["message"], "purpose": "marketing"},
+        },
+    }
+    with pytest.raises(Exception, match="digest"):
+        proofs.verify_consent(benv.svc.chain, bad)
+
+    out = benv.withdraw(req["consent_id"], citizen)
+    assert out.status_code == 200 and out.json()["anchor"] == "anchored"
+    assert benv.check(dept, citizen.address)["reason"] == "consent_withdrawn"
+    stale = proofs.verify_consent(benv.svc.chain, proof)
+    assert stale["valid"] is True  # still true as of its own batch
+    assert stale["valid_latest"] is False and stale["reason_latest"] == "status_not_proven"
+    fresh = benv.client.get(
+        f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
+    ).json()
+    now = proofs.verify_consent(benv.svc.chain, fresh)
+    assert now == {**now, "valid": False, "granted": True, "withdrawn": True}
+    # the others are untouched
+    other = benv.client.get(
+        f"/v1/consents/{signed[6][1]['consent_id']}/proof", headers=dept["headers"]
+    ).json()
+    assert proofs.verify_consent(benv.svc.chain, other)["valid"] is True
+
+
+def test_access_checks_are_anchored_in_the_audit_tree(benv: Env) -> None:
+    dept = benv.department()
+    citizen, _req = _grant_many(benv, dept, 1)[0]
+    check = benv.check(dept, citizen.address)
+    benv.svc.anchor_worker.wake()
+    for _ in range(100):
+        resp = benv.client.get(f"/v1/access/{check['access_id']}/proof", headers=dept["headers"])
+        if resp.status_code == 200:
+            break
+        assert resp.json()["code"] == "not_yet_anchored"
+        import time
+
+        time.sleep(0.1)
+    doc = resp.json()
+    assert doc["event"]["access_id"] == check["access_id"]
+    assert doc["event"]["allowed"] is True
+    assert proofs.verify_audit(benv.svc.chain, doc)["valid"] is True
+    forged = {**doc, "event": {**doc["event"], "allowed": False}}
+    assert proofs.verify_audit(benv.svc.chain, forged)["valid"] is False
+    other = benv.department()
+    assert (
+        benv.client.get(
+            f"/v1/access/{check['access_id']}/proof", headers=other["headers"]
+        ).status_code
+        == 403
+    )
+
+
+def test_resubmission_is_idempotent(benv: Env) -> None:
+    dept = benv.department()
+    citizen, req = _grant_many(benv, dept, 1)[0]
+    again = benv.client.post(
+        "/v1/consent-batches",
+        json={
+            "items": [
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            ]
+        },
+    )
+    item = again.json()["results"][0]
+    assert item["accepted"] is False and item["consent_id"] == req["consent_id"]
+    assert item["problem"]["code"] == "duplicate_grant"
+    assert item["problem"]["anchor"] == "anchored"
+
+
+def test_reindex_replays_batch_files_and_equals_live(benv: Env) -> None:
+    dept = benv.department()
+    signed = _grant_many(benv, dept, 3)
+    benv.withdraw(signed[0][1]["consent_id"], signed[0][0])
+
+    def snapshot() -> dict[str, list[tuple[str, ...]]]:
+        with benv.svc.db.sessions() as s:
+            out = {}
+            for table in PROJECTION_TABLES:
+                cols = [c.name for c in table.__table__.columns]
+                rows = s.execute(select(*[getattr(table, c) for c in cols])).all()
+                out[table.__tablename__] = sorted(tuple(map(str, r)) for r in rows)
+            return out
+
+    with worker_paused(benv):
+        live = snapshot()
+        benv.svc.reindex()
+        assert snapshot() == live
+    with benv.svc.db.sessions() as s:
+        batched = s.scalar(
+            select(func.count()).select_from(Consent).where(Consent.leaf_index.is_not(None))
+        )
+        batches = s.scalar(select(func.count()).select_from(Batch))
+    assert batched >= 4 and batches >= 2
+
+
+def test_batch_file_tampering_is_refused(benv: Env) -> None:
+    import json
+
+    from authz.commitments import replay_batches
+    from authz.errors import ConsentgateError
+
+    batch_dir = benv.svc.settings.data_dir / "batches"
+    path = next(
+        p
+        for p in sorted(batch_dir.glob("*.json"), key=lambda p: int(p.stem))
+        if json.loads(p.read_text())["consents"]
+    )
+    original = path.read_text()
+    doc = json.loads(original)
+    doc["consents"][0]["message"]["validUntil"] += 1  # terms the citizen did not sign
+    doc["consents"][0]["consent_id"] = "0x" + "ab" * 32
+    try:
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ConsentgateError) as err:
+            replay_batches(benv.svc)
+        assert err.value.code == "batch_mismatch"
+    finally:
+        path.write_text(original)
+    assert replay_batches(benv.svc) >= 1
+
+
+def test_every_outbox_item_anchored_once(benv: Env) -> None:
+    with benv.svc.db.sessions() as s:
+        pending = s.scalar(
+            select(func.count()).select_from(OutboxItem).where(OutboxItem.state != "anchored")
+        )
+        leaves = s.scalars(select(OutboxItem.leaf_index).where(OutboxItem.kind == "grant")).all()
+    assert pending == 0
+    assert sorted(leaves) == list(range(len(leaves)))
