@@ -39,6 +39,8 @@ from chain_node import ChainError, ChainUnavailable, TxResult
 log = logging.getLogger("consentgate.anchoring")
 
 DIRECT_CHUNK = 64
+# Refusals that mean "already on chain" (another attempt landed), not a bad item.
+ALREADY_DONE = frozenset({"duplicate_grant", "already_withdrawn"})
 MAX_BACKOFF_S = 5.0
 
 
@@ -62,6 +64,7 @@ class AnchorWorker:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.audit_wait_ms = svc.settings.audit_wait_ms
+        self._run_lock = threading.Lock()
         self.commitments = svc.commitments
         self._recovered = False
 
@@ -151,6 +154,10 @@ class AnchorWorker:
         ``audit_wait_ms``. A worker's first batch finishes any batch a crash left
         ``prepared``.
         """
+        with self._run_lock:
+            return self._run_once(force)
+
+    def _run_once(self, force: bool) -> int:
         if not self._recovered:
             self.commitments.recover()
             self._recovered = True
@@ -274,15 +281,23 @@ class AnchorWorker:
     def _drop_refused(
         self, items: list[OutboxItem], single_fn: str, args: Callable[[OutboxItem], tuple[Any, ...]]
     ) -> list[OutboxItem]:
-        """Simulate each item alone; mark the refused ones failed; return the rest."""
+        """Simulate each item alone; mark the refused ones failed (or anchored, when the
+        chain refuses them because they are already there); return the rest."""
         keep = []
         for item in items:
             try:
                 self.svc.ledger.call(single_fn, args(item), _sig(item))
             except ConsentgateError as exc:
+                if exc.code in ALREADY_DONE:
+                    continue  # picked up by _already_on_chain below
                 log.warning("outbox item %s refused by the chain: %s", item.seq, exc.code)
                 with self.svc.db.session() as s:
                     outbox.mark_failed(s, item.seq, exc.code, exc.detail)
                 continue
             keep.append(item)
+        refused_as_done = [i for i in items if i not in keep]
+        on_chain = self._already_on_chain(refused_as_done)
+        with self.svc.db.session() as s:
+            for seq, (tx, block) in on_chain.items():
+                outbox.mark_anchored(s, [seq], tx, block)
         return keep

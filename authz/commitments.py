@@ -394,8 +394,9 @@ def replay_batches(svc: Services) -> int:
     ids = sorted(int(p.stem) for p in batch_dir.glob("*.json")) if batch_dir.exists() else []
     for batch_id in ids:
         doc = json.loads((batch_dir / f"{batch_id}.json").read_text(encoding="utf-8"))
-        consents.extend([merkle.consent_leaf(_b(c["consent_id"]), _b(c["signature"]))
-                         for c in doc["consents"]])
+        consents.extend(
+            [merkle.consent_leaf(_b(c["consent_id"]), _b(c["signature"])) for c in doc["consents"]]
+        )
         status.resize(consents.size)
         for w in doc["withdrawals"]:
             status.set(int(w["index"]))
@@ -406,10 +407,17 @@ def replay_batches(svc: Services) -> int:
             break
         roots = (_h(consents.root()), _h(status.root()), _h(audit.root()))
         if roots != (onchain.consent_root, onchain.status_root, onchain.audit_root):
-            raise ConsentgateError(f"batch file {batch_id} does not match the roots anchored "
-                                   f"in tx {onchain.tx_hash}", code="batch_mismatch")
+            raise ConsentgateError(
+                f"batch file {batch_id} does not match the roots anchored in tx {onchain.tx_hash}",
+                code="batch_mismatch",
+            )
         with svc.db.session() as s:
-            project_batch(s, doc, onchain.tx_hash, onchain.block_number,
-                          svc.ledger.block_time(onchain.block_number))
+            project_batch(
+                s,
+                doc,
+                onchain.tx_hash,
+                onchain.block_number,
+                svc.ledger.block_time(onchain.block_number),
+            )
         done += 1
     return done

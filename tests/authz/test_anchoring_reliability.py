@@ -1,0 +1,137 @@
+"""Reliability of the outbox and the anchoring worker (issue 4)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from eth_account import Account
+from sqlalchemy import func, select
+
+from authz.client import sign_typed
+from authz.models import Consent, OutboxItem
+from authz.outbox import Lease
+from tests.authz.conftest import open_env
+
+
+def test_one_bad_item_does_not_sink_the_batch(tmp_path: Path) -> None:
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        good, doomed = env.department(), env.department()
+        items = []
+        for dept in (good, doomed, good):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            items.append((req, sign_typed(citizen, req["typed_data"])))
+        resp = env.client.post(
+            "/v1/consent-batches",
+            json={"items": [{"request_id": r["request_id"], "signature": sig} for r, sig in items]},
+        )
+        assert [r["anchor"] for r in resp.json()["results"]] == ["pending"] * 3
+        # the department is suspended on chain after its citizen's grant was accepted
+        env.svc.ledger.send("suspendDepartment", doomed["address"])
+        from authz.anchoring import AnchorWorker
+
+        AnchorWorker(env.svc).run_once(force=True)
+        states = {}
+        with env.svc.db.sessions() as s:
+            for row in s.scalars(select(OutboxItem)):
+                states[row.consent_id] = (row.state, row.error_code)
+        assert states[items[0][0]["consent_id"]] == ("anchored", None)
+        assert states[items[2][0]["consent_id"]] == ("anchored", None)
+        assert states[items[1][0]["consent_id"]] == ("failed", "department_suspended")
+        record = env.client.get(
+            f"/v1/consents/{items[1][0]['consent_id']}", headers=doomed["headers"]
+        ).json()
+        assert record["status"] == "failed"
+    finally:
+        env.svc.close()
+
+
+def test_two_workers_on_one_database_never_anchor_twice(tmp_path: Path) -> None:
+    """Two anchoring workers share one database: the lease lets one anchor at a time,
+    and every accepted grant ends anchored exactly once."""
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        dept = env.department()
+        body = []
+        for _ in range(30):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            body.append(
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            )
+        env.client.post("/v1/consent-batches", json={"items": body})
+        from authz.anchoring import AnchorWorker
+
+        workers = [AnchorWorker(env.svc), AnchorWorker(env.svc)]
+        holders = [w.lease.acquire() for w in workers]
+        assert holders == [True, False]  # the second cannot take a live lease
+        errors: list[BaseException] = []
+
+        def drain(w: AnchorWorker) -> None:
+            try:
+                for _ in range(10):
+                    if w.lease.acquire():
+                        w.run_once(force=True)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        with env.svc.db.sessions() as s:
+            states = s.execute(
+                select(OutboxItem.state, func.count()).group_by(OutboxItem.state)
+            ).all()
+            consents = s.scalar(select(func.count()).select_from(Consent))
+        assert dict(states) == {"anchored": 30}
+        assert consents == 30
+        logs = env.svc.ledger.registry.events.ConsentGranted().get_logs(from_block=0)
+        assert len(logs) == 30 and len({log["args"]["consentId"] for log in logs}) == 30
+        workers[0].lease.release()
+        assert Lease(env.svc.db, "another").acquire() is True
+    finally:
+        env.svc.close()
+
+
+def test_a_stalled_worker_racing_the_lease_holder_anchors_nothing_twice(tmp_path: Path) -> None:
+    """Fencing: even two workers sending at once (a lease that expired under a stalled
+    process) end with every item anchored once and none marked failed."""
+    from authz.anchoring import AnchorWorker
+
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        dept = env.department()
+        body = []
+        for _ in range(20):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            body.append(
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            )
+        env.client.post("/v1/consent-batches", json={"items": body})
+        workers = [AnchorWorker(env.svc), AnchorWorker(env.svc)]
+        threads = [threading.Thread(target=w.run_once, kwargs={"force": True}) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        with env.svc.db.sessions() as s:
+            states = dict(
+                s.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state)).all()
+            )
+        assert states == {"anchored": 20}
+        logs = env.svc.ledger.registry.events.ConsentGranted().get_logs(from_block=0)
+        assert len(logs) == 20
+    finally:
+        env.svc.close()
