@@ -46,3 +46,159 @@ def grants_sequential(base_url: str, registrar_token: str, count: int) -> dict[s
         "p50_ms": round(latencies[len(latencies) // 2], 2),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
     }
+
+
+def _serve_in_thread(settings: Any) -> tuple[Any, Any, Any]:
+    """Start the service with ``settings`` on a free port in this process; returns
+    (services, uvicorn server, thread)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from authz.api.app import create_app
+    from authz.services import open_services
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        settings.port = int(sock.getsockname()[1])
+    svc = open_services(settings)
+    svc.start_anchoring()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, services=svc),
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return svc, server, thread
+
+
+def anchoring(
+    grants: int, chain: str, baseline_sample: int = 20, concurrency: int = 4, batch: int = 250
+) -> dict[str, Any]:
+    """Grants anchored end to end: the batched path against one transaction per grant.
+
+    ``chain``: ``embedded`` (a fresh embedded chain in a temporary folder) or a JSON-RPC
+    URL (``CONSENTGATE_RELAYER_KEY`` pays). (a) baseline: ``baseline_sample`` direct
+    grants, each its own registry ``grant`` transaction sent one at a time; (b) the
+    service in batched mode: ``grants`` requests created and signed beforehand, posted
+    to ``POST /v1/consent-batches`` by ``concurrency`` threads in batches of ``batch``,
+    timed until every one is anchored. Rates are grants per second; ``accept_*_ms`` are
+    the batch POST latencies.
+    """
+    import os
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from sqlalchemy import func, select
+
+    from authz.ledger import grant_args
+    from authz.models import OutboxItem
+    from authz.settings import Settings
+
+    url = "" if chain == "embedded" else chain
+    key = os.environ.get("CONSENTGATE_RELAYER_KEY", "")
+    out: dict[str, Any] = {"grants": grants, "chain": chain}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            chain_url=url,
+            relayer_key=key,
+            anchor_mode="batched",
+            batch_max=2000,
+            batch_wait_ms=100,
+        )
+        svc, server, thread = _serve_in_thread(settings)
+        base = f"http://127.0.0.1:{settings.port}"
+        try:
+            with Client(base, timeout=300) as api:
+                dept = api.register_department(
+                    svc.registrar_token, "Bench Dept", Account.create().address, ["bench"]
+                )
+                # (a) baseline: one registry transaction per grant, through the relayer
+                sample = []
+                for _ in range(baseline_sample):
+                    citizen = Account.create()
+                    req = api.request_consent(
+                        dept, request_body(citizen.address, "bench", ["identity"])
+                    )
+                    sample.append((req, sign_typed(citizen, req["typed_data"])))
+                start = time.perf_counter()
+                for req, sig in sample:
+                    svc.ledger.send(
+                        "grant", grant_args(req["typed_data"]["message"]), bytes.fromhex(sig[2:])
+                    )
+                out["baseline_grants_per_s"] = round(
+                    baseline_sample / (time.perf_counter() - start), 1
+                )
+                # (b) batched: requests prepared and signed before the clock starts
+                bodies: list[list[dict[str, str]]] = [[]]
+                for _ in range(grants):
+                    citizen = Account.create()
+                    req = api.request_consent(
+                        dept, request_body(citizen.address, "bench", ["identity"])
+                    )
+                    if len(bodies[-1]) >= batch:
+                        bodies.append([])
+                    bodies[-1].append(
+                        {
+                            "request_id": req["request_id"],
+                            "signature": sign_typed(citizen, req["typed_data"]),
+                        }
+                    )
+                latencies: list[float] = []
+
+                def post(body: list[dict[str, str]]) -> int:
+                    t0 = time.perf_counter()
+                    resp = api.http.post("/v1/consent-batches", json={"items": body})
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    return sum(
+                        1 for r in resp.raise_for_status().json()["results"] if r["accepted"]
+                    )
+
+                start = time.perf_counter()
+                with ThreadPoolExecutor(concurrency) as pool:
+                    accepted = sum(pool.map(post, bodies))
+                while True:
+                    with svc.db.sessions() as s:
+                        left = s.scalar(
+                            select(func.count())
+                            .select_from(OutboxItem)
+                            .where(OutboxItem.state == "pending")
+                        )
+                        anchored = s.scalar(
+                            select(func.count())
+                            .select_from(OutboxItem)
+                            .where(OutboxItem.state == "anchored")
+                        )
+                    if not left or time.perf_counter() - start > 600:
+                        break
+                    time.sleep(0.02)
+                seconds = time.perf_counter() - start
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            svc.close()
+    latencies.sort()
+    out.update(
+        {
+            "accepted": accepted,
+            "anchored": anchored,
+            "seconds": round(seconds, 3),
+            "grants_per_s": round(anchored / seconds, 1),
+            "accept_p50_ms": round(latencies[len(latencies) // 2], 1),
+            "accept_p99_ms": round(
+                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1
+            ),
+        }
+    )
+    out["ratio"] = round(out["grants_per_s"] / out["baseline_grants_per_s"], 1)
+    return out

@@ -203,6 +203,30 @@ def bench_grants(
     typer.echo(json.dumps(result))
 
 
+@bench_app.command("anchoring")
+def bench_anchoring(
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    grants: Annotated[int, typer.Option(help="grants through the batched path", min=1)] = 2000,
+    chain: Annotated[str, typer.Option(help="`embedded` or a JSON-RPC URL")] = "embedded",
+) -> None:
+    """Grants anchored end to end, batched path vs one transaction per grant (issue 4)."""
+    from authz.bench import anchoring
+
+    typer.echo(json.dumps(anchoring(grants, chain)))
+
+
+@bench_app.command("signatures")
+def bench_signatures(
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    count: Annotated[int, typer.Option(help="signed grants per round", min=10)] = 2000,
+) -> None:
+    """EIP-712 digest + secp256k1 recovery: compiled batch vs eth-account vs raw
+    libsecp256k1 (``fast_per_s``, ``eth_account_per_s``, ``raw_recover_per_s`` and ratios)."""
+    from fastpath import eip712
+
+    typer.echo(json.dumps(eip712.bench(count)))
+
+
 @admin_app.command("token")
 def admin_token() -> None:
     """Print the registrar bearer token (generated and stored on first use)."""

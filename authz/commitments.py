@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from authz import outbox, typed_data
@@ -45,7 +45,7 @@ from authz.models import (
     OutboxItem,
 )
 from authz.services import Services
-from fastpath import merkle
+from fastpath import eip712, merkle
 
 AUDIT_MAX = 20_000
 
@@ -218,19 +218,17 @@ class Commitments:
                     created_ms=outbox.now_ms(),
                 )
             )
-            for g in grants:
-                s.execute(
-                    update(OutboxItem)
-                    .where(OutboxItem.seq == g.seq)
-                    .values(leaf_index=index_of[g.consent_id], batch_id=batch_id)
-                )
-            for w in withdrawals:
-                if w.seq in w_index:
-                    s.execute(
-                        update(OutboxItem)
-                        .where(OutboxItem.seq == w.seq)
-                        .values(leaf_index=w_index[w.seq], batch_id=batch_id)
-                    )
+            rows = [
+                {"seq": g.seq, "leaf_index": index_of[g.consent_id], "batch_id": batch_id}
+                for g in grants
+            ]
+            rows += [
+                {"seq": w.seq, "leaf_index": w_index[w.seq], "batch_id": batch_id}
+                for w in withdrawals
+                if w.seq in w_index
+            ]
+            if rows:
+                s.execute(update(OutboxItem), rows)  # bulk UPDATE by primary key
             for w in failed:
                 outbox.mark_failed(
                     s,
@@ -238,11 +236,13 @@ class Commitments:
                     "consent_not_in_tree",
                     "the withdrawn consent has no leaf in the consent tree",
                 )
-            for k, e in enumerate(audit_rows):
+            if audit_rows:
                 s.execute(
-                    update(AuditEvent)
-                    .where(AuditEvent.seq == e.seq)
-                    .values(leaf_index=audit_start + k, batch_id=batch_id)
+                    update(AuditEvent),
+                    [
+                        {"seq": e.seq, "leaf_index": audit_start + k, "batch_id": batch_id}
+                        for k, e in enumerate(audit_rows)
+                    ],
                 )
         self._write_file(batch_id, doc)
         self.batch_id = batch_id
@@ -308,68 +308,80 @@ def project_batch(
 ) -> None:
     """Project one anchored batch document into the index (consents, events, status).
 
-    Idempotent; used live after anchoring and by ``reindex`` when replaying batch files.
+    Idempotent (rows of the batch are replaced); used live after anchoring and by
+    ``reindex`` when replaying batch files. Bulk statements: a batch of thousands of
+    consents costs a few queries, and signers are recovered in one compiled batch.
     """
-    for c in doc["consents"]:
-        m = c["message"]
-        args = grant_args(m)
-        cid = c["consent_id"]
-        request = s.scalar(select(OutboxItem.payload).where(OutboxItem.dedupe_key == cid))
-        s.merge(
-            Consent(
-                consent_id=cid,
-                request_id=(request or {}).get("request_id"),
-                subject=m["subject"],
-                controller=m["controller"],
-                signer=_signer(cid, c["signature"]),
-                purpose=m["purpose"],
-                purpose_hash=_h(args[2]),
-                pii_categories=list(m["piCategories"]),
-                category_hashes=[_h(x) for x in args[3]],
-                sensitive=bool(m["sensitive"]),
-                third_party=args[5] != keccak(b""),
-                valid_from=int(m["validFrom"]),
-                valid_until=int(m["validUntil"]),
-                record_hash=m["recordHash"],
-                withdrawn=False,
-                granted_block=block,
-                granted_tx=tx_hash,
-                leaf_index=int(c["index"]),
-            )
+    cs = doc["consents"]
+    if cs:
+        ids = [c["consent_id"] for c in cs]
+        requests: dict[str, Any] = dict(
+            s.execute(
+                select(OutboxItem.dedupe_key, OutboxItem.payload).where(
+                    OutboxItem.dedupe_key.in_(ids)
+                )
+            ).all()
         )
-        s.merge(
-            ConsentEvent(
-                consent_id=cid,
-                event="given",
-                tx_hash=tx_hash,
-                log_index=0,
-                signer=_signer(cid, c["signature"]),
-                block_number=block,
-                block_time=block_time,
-            )
+        signers = eip712.recover_signers(
+            [_b(c["consent_id"]) for c in cs], [_b(c["signature"]) for c in cs]
         )
-    s.flush()
+        s.execute(delete(ConsentEvent).where(ConsentEvent.consent_id.in_(ids)))
+        s.execute(delete(Consent).where(Consent.consent_id.in_(ids)))
+        consents, events = [], []
+        for c, signer in zip(cs, signers, strict=True):
+            m = c["message"]
+            args = grant_args(m)
+            cid = c["consent_id"]
+            consents.append(
+                {
+                    "consent_id": cid,
+                    "request_id": (requests.get(cid) or {}).get("request_id"),
+                    "subject": m["subject"],
+                    "controller": m["controller"],
+                    "signer": signer,
+                    "purpose": m["purpose"],
+                    "purpose_hash": _h(args[2]),
+                    "pii_categories": list(m["piCategories"]),
+                    "category_hashes": [_h(x) for x in args[3]],
+                    "sensitive": bool(m["sensitive"]),
+                    "third_party": args[5] != keccak(b""),
+                    "valid_from": int(m["validFrom"]),
+                    "valid_until": int(m["validUntil"]),
+                    "record_hash": m["recordHash"],
+                    "withdrawn": False,
+                    "granted_block": block,
+                    "granted_tx": tx_hash,
+                    "leaf_index": int(c["index"]),
+                }
+            )
+            events.append(
+                {
+                    "consent_id": cid,
+                    "event": "given",
+                    "tx_hash": tx_hash,
+                    "log_index": 0,
+                    "signer": signer,
+                    "block_number": block,
+                    "block_time": block_time,
+                }
+            )
+        s.execute(insert(Consent), consents)
+        s.execute(insert(ConsentEvent), events)
     for w in doc["withdrawals"]:
-        row = s.get(Consent, w["consent_id"])
-        if row is not None:
-            row.withdrawn = True
-        signer = _withdrawal_signer(doc, w)
+        s.execute(
+            update(Consent).where(Consent.consent_id == w["consent_id"]).values(withdrawn=True)
+        )
         s.merge(
             ConsentEvent(
                 consent_id=w["consent_id"],
                 event="withdrawn",
                 tx_hash=tx_hash,
                 log_index=0,
-                signer=signer,
+                signer=_withdrawal_signer(doc, w),
                 block_number=block,
                 block_time=block_time,
             )
         )
-
-
-def _signer(consent_id: str, signature: str) -> str:
-    """Who signed a Grant: recovered from its digest (the consent id)."""
-    return typed_data.recover_signer(_b(consent_id), signature)
 
 
 def _withdrawal_signer(doc: dict[str, Any], w: dict[str, Any]) -> str:
