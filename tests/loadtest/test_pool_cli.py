@@ -71,3 +71,31 @@ def test_steady_cpu_leaves_out_start_up_and_shutdown() -> None:
     s.samples = [(t, min(t, 2.0) + max(0.0, t - 2.0) * 0.25, t * 0.5) for t in range(11)]
     assert s.steady() == {"generator": 25.0, "server": 50.0}
     assert cli.CpuSampler([], None).steady() == {"generator": None, "server": None}
+
+
+def gate_builder(status: int) -> pool._Builder:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == pool.GATE_PATH
+        return httpx.Response(status, json={"code": "x"})
+
+    client = httpx.Client(base_url="http://svc", transport=httpx.MockTransport(answer))
+    return pool._Builder(client, "http://svc", "tok")
+
+
+def test_gate_pool_skips_when_issue_5_is_absent() -> None:
+    g = pool.gate_pool(gate_builder(404), [], 1, 100, 60.0)
+    assert g == {
+        "available": False,
+        "reason": "/v1/gate/validations answers 404 (issue 5 not deployed)",
+    }
+
+
+def test_gate_pool_skips_without_the_issuance_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fastpath.tokens.issue", None)  # import fails
+    g = pool.gate_pool(gate_builder(401), [], 1, 100, 60.0)
+    assert g["available"] is False
+    assert g["reason"].startswith("fastpath token issuance API missing")
