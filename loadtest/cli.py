@@ -237,7 +237,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sl", action="append", default=[], help="service level NAME=VALUE")
     p.add_argument("--ceiling", action="store_true", help="measure /healthz vs access checks")
     p.add_argument("--probe-users", type=int, default=20, help="users of each ceiling probe")
+    p.add_argument(
+        "--pool-only",
+        action="store_true",
+        help="with --target: only write OUT/pool.json (for Locust run by hand on several machines)",
+    )
     p.set_defaults(probe="")
+    return p
+
+
+def build_pool(args: argparse.Namespace, out: Path, host: str, token: str) -> pool_mod.Pool:
+    """Build the payload pool sized for the run's shape, scale, duration and workers, and
+    write it to ``out/pool.json``."""
+    load_s = PROFILES[args.shape].load_seconds(args.duration)
+    size = pool_size(args.scale, load_s, max(1, args.workers))
+    p = pool_mod.build_pool(host, token, size, run_seconds=args.duration)
+    pool_mod.save(p, out / "pool.json")
     return p
 
 
@@ -245,13 +260,10 @@ def run(
     args: argparse.Namespace, out: Path, host: str, token: str, server_pid: int | None
 ) -> dict[str, Any]:
     """Build the pool, run Locust, and write summary.json and plot.png into ``out``."""
-    profile = PROFILES[args.shape]
-    load_s = profile.load_seconds(args.duration)
-    size = pool_size(args.scale, load_s, max(1, args.workers))
+    load_s = PROFILES[args.shape].load_seconds(args.duration)
     t0 = time.monotonic()
-    p = pool_mod.build_pool(host, token, size, run_seconds=args.duration)
+    p = build_pool(args, out, host, token)
     pool_s = time.monotonic() - t0
-    pool_mod.save(p, out / "pool.json")
     skip = "" if p.gate.get("available") else "Gate"
     if skip:
         print(f"loadtest: Gate users skipped: {p.gate.get('reason')}", file=sys.stderr)
@@ -362,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.pool_only and not args.target:
+        print(
+            "loadtest: --pool-only needs --target (a pool is bound to its service)", file=sys.stderr
+        )
+        return 2
     try:
         if args.target:
             if not args.registrar_token:
@@ -373,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         with ctx as (host, token, pid):
             if args.ceiling:
                 return ceiling(args, out, host, token, pid)
+            if args.pool_only:
+                build_pool(args, out, host, token)
+                print(f"loadtest: pool written to {out / 'pool.json'}")
+                return 0
             summary = run(args, out, host, token, pid)
     except LoadtestError as exc:
         print(f"loadtest: {exc} [{exc.code}]", file=sys.stderr)

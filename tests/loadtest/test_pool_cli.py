@@ -99,3 +99,13 @@ def test_gate_pool_skips_without_the_issuance_api(monkeypatch: pytest.MonkeyPatc
     g = pool.gate_pool(gate_builder(401), [], 1, 100, 60.0)
     assert g["available"] is False
     assert g["reason"].startswith("fastpath token issuance API missing")
+
+
+def test_pool_only_and_target_need_their_companions(tmp_path: Path) -> None:
+    assert cli.main(["--pool-only", "--out", str(tmp_path)]) == 2
+    assert (
+        cli.main(
+            ["--target", "http://127.0.0.1:9", "--registrar-token", "", "--out", str(tmp_path)]
+        )
+        == 2
+    )
