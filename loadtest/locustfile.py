@@ -47,6 +47,8 @@ log = logging.getLogger("loadtest")
 SIWE_POOL_TTL_S = 540.0
 """Pre-signed sign-ins are used while their nonces are fresh (10 min TTL, 1 min margin)."""
 JSON = {"Content-Type": "application/json"}
+GRANT_ACCEPTED = frozenset({"pending", "anchored"})
+"""A grant is accepted once durably in the outbox (``pending``); anchoring follows."""
 
 __all__ = ["AccessCheckProbe", "Citizen", "Department", "Gate", "HealthzProbe", "Registrar"]
 _ = SelectedShape  # the locustfile's only LoadTestShape
@@ -351,7 +353,7 @@ class Citizen(Base):
             "/v1/consents", data=_json(item), headers=JSON, catch_response=True
         ) as resp:
             out = _check(resp, 201)
-            if out is not None and out.get("status") not in ("pending", "anchored"):
+            if out is not None and out.get("status") not in GRANT_ACCEPTED:
                 resp.failure(f"grant status {out.get('status')}")
 
     @task(_w["withdraw"])

@@ -148,8 +148,11 @@ class _Builder:
     def grant(self, dept: dict[str, str], key: Any) -> str:
         req = self.request(dept, key.address)
         body = {"request_id": req["request_id"], "signature": sign_typed(key, req["typed_data"])}
-        # wait until anchored: the pool's consents must already allow access checks
-        return str(self.call("POST", "/v1/consents?wait=anchored", 201, json=body)["consent_id"])
+        # wait until anchored: access checks allow only consents the chain holds
+        out = self.call("POST", "/v1/consents?wait=anchored", 201, json=body)
+        if out.get("status") != "anchored":
+            raise PoolError(f"setup grant not anchored: {out}", code="pool_setup_failed")
+        return str(out["consent_id"])
 
     def siwe_message(self, key: Any, chain_id: int) -> dict[str, str]:
         nonce = self.call("POST", "/v1/auth/siwe/nonce", 200)["nonce"]
