@@ -229,7 +229,7 @@ class Base(FastHttpUser):
 
 class Department(Base):
     """A department's backend: access checks before every use of data (the dominant
-    call), and now and then a new consent request."""
+    call), now and then a new consent request, and a poll of its withdrawal feed."""
 
     weight = class_weights()["Department"]
     wait_time = constant_throughput(PER_USER_TASKS_PER_S["Department"])
@@ -240,6 +240,7 @@ class Department(Base):
         assert RUN.pool is not None
         self.dept = random.choice(RUN.pool.departments)
         self.headers = {**JSON, "Authorization": f"Bearer {self.dept['api_key']}"}
+        self.feed_after = 0
 
     @task(_w["access_check"])
     def access_check(self) -> None:
@@ -252,6 +253,19 @@ class Department(Base):
                 resp.failure(
                     f"allowed={out.get('allowed')} ({out.get('reason')}), expected {expected}"
                 )
+
+    @task(_w["withdrawal_feed"])
+    def withdrawal_feed(self) -> None:
+        with self.client.get(
+            "/v1/department/withdrawals",
+            params={"after": self.feed_after},
+            headers=self.headers,
+            name="/v1/department/withdrawals",
+            catch_response=True,
+        ) as resp:
+            out = _check(resp, 200)
+            if out is not None:
+                self.feed_after = int(out.get("next", self.feed_after))
 
     @task(_w["request_consent"])
     def request_consent(self) -> None:
@@ -274,8 +288,9 @@ class Department(Base):
 
 
 class Citizen(Base):
-    """A card holder in the app: signs in with SIWE, looks at consents and the access
-    log, grants a pending request, now and then withdraws a consent."""
+    """A card holder in the app: signs in with SIWE, looks at the requests awaiting a
+    signature, its consents and its access log, grants a pending request, now and then
+    withdraws a consent."""
 
     weight = class_weights()["Citizen"]
     wait_time = constant_throughput(PER_USER_TASKS_PER_S["Citizen"])
@@ -321,6 +336,17 @@ class Citizen(Base):
             if out is not None:
                 self.address = signed["address"]
                 self.headers = {"Authorization": f"Bearer {out['token']}"}
+
+    @task(_w["pending_requests"])
+    def pending_requests(self) -> None:
+        if self.headers:
+            with self.client.get(
+                f"/v1/subjects/{self.address}/consent-requests",
+                headers=self.headers,
+                name="/v1/subjects/[address]/consent-requests",
+                catch_response=True,
+            ) as resp:
+                _check(resp, 200)
 
     @task(_w["list_consents"])
     def list_consents(self) -> None:
