@@ -337,38 +337,28 @@ class Citizen(Base):
                 self.address = signed["address"]
                 self.headers = {"Authorization": f"Bearer {out['token']}"}
 
-    @task(_w["pending_requests"])
-    def pending_requests(self) -> None:
+    def _own_view(self, view: str) -> None:
+        """GET one of the signed-in citizen's own views, ``/v1/subjects/{address}/{view}``."""
         if self.headers:
             with self.client.get(
-                f"/v1/subjects/{self.address}/consent-requests",
+                f"/v1/subjects/{self.address}/{view}",
                 headers=self.headers,
-                name="/v1/subjects/[address]/consent-requests",
+                name=f"/v1/subjects/[address]/{view}",
                 catch_response=True,
             ) as resp:
                 _check(resp, 200)
+
+    @task(_w["pending_requests"])
+    def pending_requests(self) -> None:
+        self._own_view("consent-requests")
 
     @task(_w["list_consents"])
     def list_consents(self) -> None:
-        if self.headers:
-            with self.client.get(
-                f"/v1/subjects/{self.address}/consents",
-                headers=self.headers,
-                name="/v1/subjects/[address]/consents",
-                catch_response=True,
-            ) as resp:
-                _check(resp, 200)
+        self._own_view("consents")
 
     @task(_w["access_log"])
     def access_log(self) -> None:
-        if self.headers:
-            with self.client.get(
-                f"/v1/subjects/{self.address}/access-log",
-                headers=self.headers,
-                name="/v1/subjects/[address]/access-log",
-                catch_response=True,
-            ) as resp:
-                _check(resp, 200)
+        self._own_view("access-log")
 
     @task(_w["grant"])
     def grant(self) -> None:
