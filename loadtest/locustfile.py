@@ -26,7 +26,6 @@ from typing import Any
 import locust.runners
 import orjson
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from locust import FastHttpUser, argument_parser, constant, constant_throughput, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -397,23 +396,8 @@ class Citizen(Base):
 
 def _inline_siwe(p: pool_mod.Pool, key_hex: str, nonce: str) -> dict[str, str]:
     """Sign a SIWE message here (only when the pre-signed pool is stale or empty)."""
-    from datetime import UTC, datetime
-    from urllib.parse import urlsplit
-
-    from authz import siwe
-
-    key = Account.from_key(key_hex)
-    message = siwe.build_message(
-        domain=urlsplit(p.base_url).netloc,
-        address=key.address,
-        uri=p.base_url + "/",
-        chain_id=p.chain_id,
-        nonce=nonce,
-        issued_at=datetime.now(UTC),
-        statement="Sign in to consentgate to see and manage your consents.",
-    )
-    sig = "0x" + key.sign_message(encode_defunct(text=message)).signature.hex()
-    return {"address": key.address, "message": message, "signature": sig, "nonce_fetched": "1"}
+    signed = pool_mod.signed_siwe(p.base_url, p.chain_id, Account.from_key(key_hex), nonce)
+    return {**signed, "nonce_fetched": "1"}
 
 
 class Gate(Base):

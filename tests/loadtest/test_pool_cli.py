@@ -109,3 +109,27 @@ def test_pool_only_and_target_need_their_companions(tmp_path: Path) -> None:
         )
         == 2
     )
+
+
+def test_signed_siwe_verifies_for_the_service_host() -> None:
+    from datetime import UTC, datetime
+
+    from eth_account import Account
+
+    from authz import siwe
+
+    key = Account.create()
+    signed = pool.signed_siwe("http://127.0.0.1:8123/", 27560, key, "n0nce1234567")
+    assert signed["address"] == key.address
+    used: list[str] = []
+    msg = siwe.verify_message(
+        signed["message"],
+        signed["signature"],
+        domain="127.0.0.1:8123",
+        uri_prefix="http://127.0.0.1:8123/",
+        chain_id=27560,
+        now=datetime.now(UTC),
+        consume_nonce=lambda n: used.append(n) is None,
+    )
+    assert msg.address == key.address
+    assert used == ["n0nce1234567"]
