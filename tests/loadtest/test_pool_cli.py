@@ -133,3 +133,37 @@ def test_signed_siwe_verifies_for_the_service_host() -> None:
     )
     assert msg.address == key.address
     assert used == ["n0nce1234567"]
+
+
+def test_gate_pool_enrolls_devices_and_spreads_codes_over_the_run() -> None:
+    """Issue-5 contract as the pool reads it: gates registered, one device per citizen,
+    SC1 codes signed offline in CODE_BUCKET_S buckets of iat."""
+    import httpx
+    from eth_account import Account
+
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if request.url.path == pool.GATE_PATH:
+            return httpx.Response(401, json={"code": "invalid_gate_key"})
+        if request.url.path == "/v1/gates":
+            return httpx.Response(201, json={"gate_id": f"gate_{len(calls)}", "api_key": "cgg_x"})
+        if request.url.path == "/v1/auth/siwe/nonce":
+            return httpx.Response(200, json={"nonce": "abcdefgh12345678"})
+        if request.url.path == "/v1/auth/siwe":
+            return httpx.Response(200, json={"token": "cgs_t"})
+        assert request.url.path == "/v1/devices"
+        assert request.headers["authorization"] == "Bearer cgs_t"
+        return httpx.Response(201, json={"device_certificate": "d2" * 40})
+
+    client = httpx.Client(base_url="http://svc", transport=httpx.MockTransport(answer))
+    b = pool._Builder(client, "http://svc", "tok")
+    g = pool.gate_pool(b, [Account.create(), Account.create()], 27560, 100, 75.0)
+    assert g["available"] is True
+    assert [x["gate_id"] for x in g["gates"]] == ["gate_2", "gate_3"]
+    assert calls.count("POST /v1/devices") == 2
+    assert len(g["codes"]) == 3  # buckets at +0, +30, +60 s cover a 75-s run
+    assert {len(bucket) for bucket in g["codes"]} == {33}
+    assert all(code.startswith("SC1:") for bucket in g["codes"] for code in bucket)
+    assert len({code for bucket in g["codes"] for code in bucket}) == 99  # fresh cti each
