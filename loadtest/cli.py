@@ -50,12 +50,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def service(data_dir: Path, startup_s: float = 120.0) -> Iterator[tuple[str, str, int]]:
-    """Run ``consentgate serve`` on the embedded chain in ``data_dir`` (wiped first) on a
-    free loopback port; yields ``(base_url, registrar_token, pid)``; SIGTERM on exit.
-    Raises :class:`ServiceError` ``service_start_failed`` when /healthz does not answer
-    within ``startup_s`` seconds."""
+def _start_service(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    """One attempt: ``consentgate serve`` on a fresh data folder and a free port; returns
+    the process and its base URL once /healthz answers. Raises :class:`ServiceError`
+    (the process is stopped) when it exits or does not answer in time."""
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     port = free_port()
@@ -67,36 +65,64 @@ def service(data_dir: Path, startup_s: float = 120.0) -> Iterator[tuple[str, str
         "CONSENTGATE_PUBLIC_URL": "",
         "CONSENTGATE_CHAIN_URL": "",
     }
-    log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authz.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    with (data_dir / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "authz.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_s
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
+            raise ServiceError(
+                f"the service did not start ({data_dir / 'server.log'}):\n{tail}",
+                code="service_start_failed",
+            )
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def service(
+    data_dir: Path, startup_s: float = 120.0, attempts: int = 3
+) -> Iterator[tuple[str, str, int]]:
+    """Run ``consentgate serve`` on the embedded chain in ``data_dir`` (wiped first) on a
+    free loopback port; yields ``(base_url, registrar_token, pid)``; SIGTERM on exit.
+
+    A server that exits at once is retried on a new port (another process may take the
+    free port between choosing and binding it), up to ``attempts`` times. Raises
+    :class:`ServiceError` ``service_start_failed`` (with the server log's tail) when no
+    attempt answers /healthz within ``startup_s`` seconds."""
+    for attempt in range(attempts):
+        try:
+            proc, base = _start_service(data_dir, startup_s)
+            break
+        except ServiceError:
+            if attempt == attempts - 1:
+                raise
     try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError(
-                    f"the service did not start; see {data_dir / 'server.log'}",
-                    code="service_start_failed",
-                )
-            time.sleep(0.2)
         token = (data_dir / "registrar_token").read_text().strip()
         yield base, token, proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+        _stop(proc)
 
 
 def _process_cpu(pid: int | None) -> float:

@@ -167,3 +167,34 @@ def test_gate_pool_enrolls_devices_and_spreads_codes_over_the_run() -> None:
     assert {len(bucket) for bucket in g["codes"]} == {33}
     assert all(code.startswith("SC1:") for bucket in g["codes"] for code in bucket)
     assert len({code for bucket in g["codes"] for code in bucket}) == 99  # fresh cti each
+
+
+def test_service_start_is_retried_on_a_new_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from loadtest.errors import ServiceError
+
+    tries: list[int] = []
+
+    def start(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ServiceError("port taken", code="service_start_failed")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "registrar_token").write_text("tok\n")
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        return proc, "http://127.0.0.1:1"
+
+    monkeypatch.setattr(cli, "_start_service", start)
+    with cli.service(tmp_path / "svc") as (url, token, pid):
+        assert (url, token, len(tries)) == ("http://127.0.0.1:1", "tok", 3)
+    import psutil
+
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    tries.clear()
+    with pytest.raises(ServiceError), cli.service(tmp_path / "svc2", attempts=2):
+        pass
+    assert len(tries) == 2
