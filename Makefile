@@ -58,7 +58,7 @@ loadtest: WORKERS ?= 0
 loadtest: OUT ?= loadtest/out
 loadtest: $(STAMP) ## Locust load test, headless: SHAPE=soak|day|spike SCALE=0.01 DURATION=60 WORKERS=0 [TARGET=URL] (loadtest/README.md)
 	$(PY) -m loadtest --shape $(SHAPE) --scale $(SCALE) --duration $(DURATION) \
-		--workers $(WORKERS) --out $(OUT) $(if $(TARGET),--target $(TARGET))
+		--workers $(WORKERS) --out $(OUT) $(if $(TARGET),--target $(TARGET)) $(LOADTEST_ARGS)
 
 clean: ## Remove build products (keeps ./data)
 	rm -rf build *.egg-info fastpath/*.c fastpath/*.so

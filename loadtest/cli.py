@@ -50,12 +50,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def service(data_dir: Path, startup_s: float = 120.0) -> Iterator[tuple[str, str, int]]:
-    """Run ``consentgate serve`` on the embedded chain in ``data_dir`` (wiped first) on a
-    free loopback port; yields ``(base_url, registrar_token, pid)``; SIGTERM on exit.
-    Raises :class:`ServiceError` ``service_start_failed`` when /healthz does not answer
-    within ``startup_s`` seconds."""
+def _start_service(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    """One attempt: ``consentgate serve`` on a fresh data folder and a free port; returns
+    the process and its base URL once /healthz answers. Raises :class:`ServiceError`
+    (the process is stopped) when it exits or does not answer in time."""
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     port = free_port()
@@ -67,36 +65,64 @@ def service(data_dir: Path, startup_s: float = 120.0) -> Iterator[tuple[str, str
         "CONSENTGATE_PUBLIC_URL": "",
         "CONSENTGATE_CHAIN_URL": "",
     }
-    log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authz.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    with (data_dir / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "authz.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_s
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
+            raise ServiceError(
+                f"the service did not start ({data_dir / 'server.log'}):\n{tail}",
+                code="service_start_failed",
+            )
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def service(
+    data_dir: Path, startup_s: float = 120.0, attempts: int = 3
+) -> Iterator[tuple[str, str, int]]:
+    """Run ``consentgate serve`` on the embedded chain in ``data_dir`` (wiped first) on a
+    free loopback port; yields ``(base_url, registrar_token, pid)``; SIGTERM on exit.
+
+    A server that exits at once is retried on a new port (another process may take the
+    free port between choosing and binding it), up to ``attempts`` times. Raises
+    :class:`ServiceError` ``service_start_failed`` (with the server log's tail) when no
+    attempt answers /healthz within ``startup_s`` seconds."""
+    for attempt in range(attempts):
+        try:
+            proc, base = _start_service(data_dir, startup_s)
+            break
+        except ServiceError:
+            if attempt == attempts - 1:
+                raise
     try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError(
-                    f"the service did not start; see {data_dir / 'server.log'}",
-                    code="service_start_failed",
-                )
-            time.sleep(0.2)
         token = (data_dir / "registrar_token").read_text().strip()
         yield base, token, proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+        _stop(proc)
 
 
 def _process_cpu(pid: int | None) -> float:
@@ -237,7 +263,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sl", action="append", default=[], help="service level NAME=VALUE")
     p.add_argument("--ceiling", action="store_true", help="measure /healthz vs access checks")
     p.add_argument("--probe-users", type=int, default=20, help="users of each ceiling probe")
+    p.add_argument(
+        "--pool-only",
+        action="store_true",
+        help="with --target: only write OUT/pool.json (for Locust run by hand on several machines)",
+    )
     p.set_defaults(probe="")
+    return p
+
+
+def build_pool(args: argparse.Namespace, out: Path, host: str, token: str) -> pool_mod.Pool:
+    """Build the payload pool sized for the run's shape, scale, duration and workers, and
+    write it to ``out/pool.json``."""
+    load_s = PROFILES[args.shape].load_seconds(args.duration)
+    size = pool_size(args.scale, load_s, max(1, args.workers))
+    p = pool_mod.build_pool(host, token, size, run_seconds=args.duration)
+    pool_mod.save(p, out / "pool.json")
     return p
 
 
@@ -245,13 +286,10 @@ def run(
     args: argparse.Namespace, out: Path, host: str, token: str, server_pid: int | None
 ) -> dict[str, Any]:
     """Build the pool, run Locust, and write summary.json and plot.png into ``out``."""
-    profile = PROFILES[args.shape]
-    load_s = profile.load_seconds(args.duration)
-    size = pool_size(args.scale, load_s, max(1, args.workers))
+    load_s = PROFILES[args.shape].load_seconds(args.duration)
     t0 = time.monotonic()
-    p = pool_mod.build_pool(host, token, size, run_seconds=args.duration)
+    p = build_pool(args, out, host, token)
     pool_s = time.monotonic() - t0
-    pool_mod.save(p, out / "pool.json")
     skip = "" if p.gate.get("available") else "Gate"
     if skip:
         print(f"loadtest: Gate users skipped: {p.gate.get('reason')}", file=sys.stderr)
@@ -362,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.pool_only and not args.target:
+        print(
+            "loadtest: --pool-only needs --target (a pool is bound to its service)", file=sys.stderr
+        )
+        return 2
     try:
         if args.target:
             if not args.registrar_token:
@@ -373,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
         with ctx as (host, token, pid):
             if args.ceiling:
                 return ceiling(args, out, host, token, pid)
+            if args.pool_only:
+                build_pool(args, out, host, token)
+                print(f"loadtest: pool written to {out / 'pool.json'}")
+                return 0
             summary = run(args, out, host, token, pid)
     except LoadtestError as exc:
         print(f"loadtest: {exc} [{exc.code}]", file=sys.stderr)

@@ -26,7 +26,6 @@ from typing import Any
 import locust.runners
 import orjson
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from locust import FastHttpUser, argument_parser, constant, constant_throughput, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -47,6 +46,8 @@ log = logging.getLogger("loadtest")
 SIWE_POOL_TTL_S = 540.0
 """Pre-signed sign-ins are used while their nonces are fresh (10 min TTL, 1 min margin)."""
 JSON = {"Content-Type": "application/json"}
+GRANT_ACCEPTED = frozenset({"pending", "anchored"})
+"""A grant is accepted once durably in the outbox (``pending``); anchoring follows."""
 
 __all__ = ["AccessCheckProbe", "Citizen", "Department", "Gate", "HealthzProbe", "Registrar"]
 _ = SelectedShape  # the locustfile's only LoadTestShape
@@ -227,7 +228,7 @@ class Base(FastHttpUser):
 
 class Department(Base):
     """A department's backend: access checks before every use of data (the dominant
-    call), and now and then a new consent request."""
+    call), now and then a new consent request, and a poll of its withdrawal feed."""
 
     weight = class_weights()["Department"]
     wait_time = constant_throughput(PER_USER_TASKS_PER_S["Department"])
@@ -238,6 +239,7 @@ class Department(Base):
         assert RUN.pool is not None
         self.dept = random.choice(RUN.pool.departments)
         self.headers = {**JSON, "Authorization": f"Bearer {self.dept['api_key']}"}
+        self.feed_after = 0
 
     @task(_w["access_check"])
     def access_check(self) -> None:
@@ -250,6 +252,19 @@ class Department(Base):
                 resp.failure(
                     f"allowed={out.get('allowed')} ({out.get('reason')}), expected {expected}"
                 )
+
+    @task(_w["withdrawal_feed"])
+    def withdrawal_feed(self) -> None:
+        with self.client.get(
+            "/v1/department/withdrawals",
+            params={"after": self.feed_after},
+            headers=self.headers,
+            name="/v1/department/withdrawals",
+            catch_response=True,
+        ) as resp:
+            out = _check(resp, 200)
+            if out is not None:
+                self.feed_after = int(out.get("next", self.feed_after))
 
     @task(_w["request_consent"])
     def request_consent(self) -> None:
@@ -272,8 +287,9 @@ class Department(Base):
 
 
 class Citizen(Base):
-    """A card holder in the app: signs in with SIWE, looks at consents and the access
-    log, grants a pending request, now and then withdraws a consent."""
+    """A card holder in the app: signs in with SIWE, looks at the requests awaiting a
+    signature, its consents and its access log, grants a pending request, now and then
+    withdraws a consent."""
 
     weight = class_weights()["Citizen"]
     wait_time = constant_throughput(PER_USER_TASKS_PER_S["Citizen"])
@@ -320,27 +336,28 @@ class Citizen(Base):
                 self.address = signed["address"]
                 self.headers = {"Authorization": f"Bearer {out['token']}"}
 
-    @task(_w["list_consents"])
-    def list_consents(self) -> None:
+    def _own_view(self, view: str) -> None:
+        """GET one of the signed-in citizen's own views, ``/v1/subjects/{address}/{view}``."""
         if self.headers:
             with self.client.get(
-                f"/v1/subjects/{self.address}/consents",
+                f"/v1/subjects/{self.address}/{view}",
                 headers=self.headers,
-                name="/v1/subjects/[address]/consents",
+                name=f"/v1/subjects/[address]/{view}",
                 catch_response=True,
             ) as resp:
                 _check(resp, 200)
 
+    @task(_w["pending_requests"])
+    def pending_requests(self) -> None:
+        self._own_view("consent-requests")
+
+    @task(_w["list_consents"])
+    def list_consents(self) -> None:
+        self._own_view("consents")
+
     @task(_w["access_log"])
     def access_log(self) -> None:
-        if self.headers:
-            with self.client.get(
-                f"/v1/subjects/{self.address}/access-log",
-                headers=self.headers,
-                name="/v1/subjects/[address]/access-log",
-                catch_response=True,
-            ) as resp:
-                _check(resp, 200)
+        self._own_view("access-log")
 
     @task(_w["grant"])
     def grant(self) -> None:
@@ -351,7 +368,7 @@ class Citizen(Base):
             "/v1/consents", data=_json(item), headers=JSON, catch_response=True
         ) as resp:
             out = _check(resp, 201)
-            if out is not None and out.get("status") not in ("pending", "anchored"):
+            if out is not None and out.get("status") not in GRANT_ACCEPTED:
                 resp.failure(f"grant status {out.get('status')}")
 
     @task(_w["withdraw"])
@@ -379,23 +396,8 @@ class Citizen(Base):
 
 def _inline_siwe(p: pool_mod.Pool, key_hex: str, nonce: str) -> dict[str, str]:
     """Sign a SIWE message here (only when the pre-signed pool is stale or empty)."""
-    from datetime import UTC, datetime
-    from urllib.parse import urlsplit
-
-    from authz import siwe
-
-    key = Account.from_key(key_hex)
-    message = siwe.build_message(
-        domain=urlsplit(p.base_url).netloc,
-        address=key.address,
-        uri=p.base_url + "/",
-        chain_id=p.chain_id,
-        nonce=nonce,
-        issued_at=datetime.now(UTC),
-        statement="Sign in to consentgate to see and manage your consents.",
-    )
-    sig = "0x" + key.sign_message(encode_defunct(text=message)).signature.hex()
-    return {"address": key.address, "message": message, "signature": sig, "nonce_fetched": "1"}
+    signed = pool_mod.signed_siwe(p.base_url, p.chain_id, Account.from_key(key_hex), nonce)
+    return {**signed, "nonce_fetched": "1"}
 
 
 class Gate(Base):

@@ -105,6 +105,27 @@ def sign_typed(key: Any, typed_data: dict[str, Any]) -> str:
     return "0x" + Account.sign_typed_data(key.key, full_message=typed_data).signature.hex()
 
 
+SIWE_STATEMENT = "Sign in to consentgate to see and manage your consents."
+
+
+def signed_siwe(base_url: str, chain_id: int, key: Any, nonce: str) -> dict[str, str]:
+    """An EIP-4361 sign-in for ``base_url`` (domain = its host:port, URI = its root),
+    issued now, signed with EIP-191 ``personal_sign`` by ``key`` (an eth-account local
+    account): ``{"address", "message", "signature"}`` (signature 0x hex r||s||v)."""
+    base = base_url.rstrip("/")
+    message = siwe.build_message(
+        domain=urlsplit(base).netloc,
+        address=key.address,
+        uri=base + "/",
+        chain_id=chain_id,
+        nonce=nonce,
+        issued_at=datetime.now(UTC),
+        statement=SIWE_STATEMENT,
+    )
+    sig = "0x" + key.sign_message(encode_defunct(text=message)).signature.hex()
+    return {"address": key.address, "message": message, "signature": sig}
+
+
 class _Builder:
     def __init__(self, client: httpx.Client, base_url: str, registrar_token: str) -> None:
         self.c = client
@@ -148,22 +169,15 @@ class _Builder:
     def grant(self, dept: dict[str, str], key: Any) -> str:
         req = self.request(dept, key.address)
         body = {"request_id": req["request_id"], "signature": sign_typed(key, req["typed_data"])}
-        # wait until anchored: the pool's consents must already allow access checks
-        return str(self.call("POST", "/v1/consents?wait=anchored", 201, json=body)["consent_id"])
+        # wait until anchored: access checks allow only consents the chain holds
+        out = self.call("POST", "/v1/consents?wait=anchored", 201, json=body)
+        if out.get("status") != "anchored":
+            raise PoolError(f"setup grant not anchored: {out}", code="pool_setup_failed")
+        return str(out["consent_id"])
 
     def siwe_message(self, key: Any, chain_id: int) -> dict[str, str]:
         nonce = self.call("POST", "/v1/auth/siwe/nonce", 200)["nonce"]
-        message = siwe.build_message(
-            domain=urlsplit(self.base_url).netloc,
-            address=key.address,
-            uri=self.base_url + "/",
-            chain_id=chain_id,
-            nonce=nonce,
-            issued_at=datetime.now(UTC),
-            statement="Sign in to consentgate to see and manage your consents.",
-        )
-        sig = "0x" + key.sign_message(encode_defunct(text=message)).signature.hex()
-        return {"address": key.address, "message": message, "signature": sig}
+        return signed_siwe(self.base_url, chain_id, key, nonce)
 
     def session(self, key: Any, chain_id: int) -> str:
         signed = self.siwe_message(key, chain_id)

@@ -47,6 +47,10 @@ GATE_BATCH: Final = 20
 """Scans per ``POST /v1/gate/validations`` batch."""
 REGISTRAR_TASKS_PER_S: Final = 1 / 30
 """The one Registrar user: a department registration or lookup every 30 s, any scale."""
+ACCESS_CHANNELS: Final = 434
+"""Published: the card's access channels (each a department integration)."""
+FEED_POLL_S: Final = 5.0
+"""Each access channel polls its withdrawal feed every 5 s (learns of withdrawals at once)."""
 ALLOWED_CHECK_SHARE: Final = 0.9
 """Share of access checks for a subject who consented (the rest are denied: no consent)."""
 
@@ -84,9 +88,11 @@ def national_peak() -> dict[str, ClassModel]:
     """The three scaled user classes at ``--scale 1.0``, keyed by class name.
 
     Department: every service call is a department using a card holder's data and is
-    preceded by one access check; 1 % of calls come with a new consent request.
+    preceded by one access check; 1 % of calls come with a new consent request; each
+    access channel polls its withdrawal feed every FEED_POLL_S.
     Citizen: app sessions of 20 % of daily actives, spread over the compressed day (peak
-    factor 1 / DAY_MEAN_FACTOR), each a sign-in, a consent list and an access-log view;
+    factor 1 / DAY_MEAN_FACTOR), each a sign-in, a look at the requests awaiting a
+    signature, a consent list and an access-log view;
     grants answer 80 % of requests; withdrawals are 5 % of grants. Gate: online scans in
     batches of ``GATE_BATCH``.
     """
@@ -98,13 +104,18 @@ def national_peak() -> dict[str, ClassModel]:
     return {
         "Department": ClassModel(
             "Department",
-            {"access_check": calls, "request_consent": requests},
+            {
+                "access_check": calls,
+                "request_consent": requests,
+                "withdrawal_feed": ACCESS_CHANNELS / FEED_POLL_S,
+            },
             PER_USER_TASKS_PER_S["Department"],
         ),
         "Citizen": ClassModel(
             "Citizen",
             {
                 "sign_in": sessions,
+                "pending_requests": sessions,
                 "list_consents": sessions,
                 "access_log": sessions,
                 "grant": grants,
@@ -151,8 +162,10 @@ def endpoint_rates(scale: float = 1.0) -> dict[str, float]:
     return {
         "POST /v1/access-checks": d["access_check"],
         "POST /v1/consent-requests": d["request_consent"],
+        "GET /v1/department/withdrawals": d["withdrawal_feed"],
         "POST /v1/auth/siwe/nonce": c["sign_in"],
         "POST /v1/auth/siwe": c["sign_in"],
+        "GET /v1/subjects/[address]/consent-requests": c["pending_requests"],
         "GET /v1/subjects/[address]/consents": c["list_consents"],
         "GET /v1/subjects/[address]/access-log": c["access_log"],
         "POST /v1/consents": c["grant"],

@@ -71,3 +71,130 @@ def test_steady_cpu_leaves_out_start_up_and_shutdown() -> None:
     s.samples = [(t, min(t, 2.0) + max(0.0, t - 2.0) * 0.25, t * 0.5) for t in range(11)]
     assert s.steady() == {"generator": 25.0, "server": 50.0}
     assert cli.CpuSampler([], None).steady() == {"generator": None, "server": None}
+
+
+def gate_builder(status: int) -> pool._Builder:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == pool.GATE_PATH
+        return httpx.Response(status, json={"code": "x"})
+
+    client = httpx.Client(base_url="http://svc", transport=httpx.MockTransport(answer))
+    return pool._Builder(client, "http://svc", "tok")
+
+
+def test_gate_pool_skips_when_issue_5_is_absent() -> None:
+    g = pool.gate_pool(gate_builder(404), [], 1, 100, 60.0)
+    assert g == {
+        "available": False,
+        "reason": "/v1/gate/validations answers 404 (issue 5 not deployed)",
+    }
+
+
+def test_gate_pool_skips_without_the_issuance_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fastpath.tokens.issue", None)  # import fails
+    g = pool.gate_pool(gate_builder(401), [], 1, 100, 60.0)
+    assert g["available"] is False
+    assert g["reason"].startswith("fastpath token issuance API missing")
+
+
+def test_pool_only_and_target_need_their_companions(tmp_path: Path) -> None:
+    assert cli.main(["--pool-only", "--out", str(tmp_path)]) == 2
+    assert (
+        cli.main(
+            ["--target", "http://127.0.0.1:9", "--registrar-token", "", "--out", str(tmp_path)]
+        )
+        == 2
+    )
+
+
+def test_signed_siwe_verifies_for_the_service_host() -> None:
+    from datetime import UTC, datetime
+
+    from eth_account import Account
+
+    from authz import siwe
+
+    key = Account.create()
+    signed = pool.signed_siwe("http://127.0.0.1:8123/", 27560, key, "n0nce1234567")
+    assert signed["address"] == key.address
+    used: list[str] = []
+    msg = siwe.verify_message(
+        signed["message"],
+        signed["signature"],
+        domain="127.0.0.1:8123",
+        uri_prefix="http://127.0.0.1:8123/",
+        chain_id=27560,
+        now=datetime.now(UTC),
+        consume_nonce=lambda n: used.append(n) is None,
+    )
+    assert msg.address == key.address
+    assert used == ["n0nce1234567"]
+
+
+def test_gate_pool_enrolls_devices_and_spreads_codes_over_the_run() -> None:
+    """Issue-5 contract as the pool reads it: gates registered, one device per citizen,
+    SC1 codes signed offline in CODE_BUCKET_S buckets of iat."""
+    import httpx
+    from eth_account import Account
+
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if request.url.path == pool.GATE_PATH:
+            return httpx.Response(401, json={"code": "invalid_gate_key"})
+        if request.url.path == "/v1/gates":
+            return httpx.Response(201, json={"gate_id": f"gate_{len(calls)}", "api_key": "cgg_x"})
+        if request.url.path == "/v1/auth/siwe/nonce":
+            return httpx.Response(200, json={"nonce": "abcdefgh12345678"})
+        if request.url.path == "/v1/auth/siwe":
+            return httpx.Response(200, json={"token": "cgs_t"})
+        assert request.url.path == "/v1/devices"
+        assert request.headers["authorization"] == "Bearer cgs_t"
+        return httpx.Response(201, json={"device_certificate": "d2" * 40})
+
+    client = httpx.Client(base_url="http://svc", transport=httpx.MockTransport(answer))
+    b = pool._Builder(client, "http://svc", "tok")
+    g = pool.gate_pool(b, [Account.create(), Account.create()], 27560, 100, 75.0)
+    assert g["available"] is True
+    assert [x["gate_id"] for x in g["gates"]] == ["gate_2", "gate_3"]
+    assert calls.count("POST /v1/devices") == 2
+    assert len(g["codes"]) == 3  # buckets at +0, +30, +60 s cover a 75-s run
+    assert {len(bucket) for bucket in g["codes"]} == {33}
+    assert all(code.startswith("SC1:") for bucket in g["codes"] for code in bucket)
+    assert len({code for bucket in g["codes"] for code in bucket}) == 99  # fresh cti each
+
+
+def test_service_start_is_retried_on_a_new_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from loadtest.errors import ServiceError
+
+    tries: list[int] = []
+
+    def start(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ServiceError("port taken", code="service_start_failed")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "registrar_token").write_text("tok\n")
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        return proc, "http://127.0.0.1:1"
+
+    monkeypatch.setattr(cli, "_start_service", start)
+    with cli.service(tmp_path / "svc") as (url, token, pid):
+        assert (url, token, len(tries)) == ("http://127.0.0.1:1", "tok", 3)
+    import psutil
+
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    tries.clear()
+    with pytest.raises(ServiceError), cli.service(tmp_path / "svc2", attempts=2):
+        pass
+    assert len(tries) == 2

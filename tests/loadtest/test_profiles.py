@@ -64,8 +64,8 @@ def test_soak_is_constant() -> None:
 
 def test_tick_scales_users_and_adds_one_registrar() -> None:
     users, rate, classes = tick_for(PROFILES["soak"], 1.0, 60.0, 0.01, AVAILABLE) or (0, 0, [])
-    assert users == 21  # 20 scaled users + the Registrar
-    assert rate == 10.5  # spawned within 2 s
+    assert users == 23  # 22 scaled users + the Registrar
+    assert rate == 11.5  # spawned within 2 s
     assert classes == [Department, Citizen, Gate, Registrar]  # never the probes
 
 
@@ -73,6 +73,6 @@ def test_tick_skips_classes_and_follows_the_spike() -> None:
     tick = tick_for(PROFILES["spike"], 45.0, 90.0, 0.01, AVAILABLE, frozenset({"Gate"}))
     assert tick is not None
     users, _, classes = tick
-    assert users == 99  # 0.01 x 5 -> 98 scaled users + Registrar
+    assert users == 111  # 0.01 x 5 -> 110 scaled users + Registrar
     assert Gate not in classes
     assert tick_for(PROFILES["spike"], 90.0, 90.0, 0.01, AVAILABLE) is None
