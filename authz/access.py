@@ -9,6 +9,7 @@ years.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,17 @@ from sqlalchemy import select
 
 from authz import audit
 from authz.consents import rfc3339
-from authz.departments import is_active
 from authz.errors import NotFound
 from authz.ids import checksum, new_id
 from authz.ledger import text_hash
-from authz.models import AcceptedWithdrawal, AccessRecord, Consent, Department
+from authz.models import (
+    AcceptedWithdrawal,
+    AccessRecord,
+    AuditEvent,
+    Consent,
+    Department,
+    DepartmentState,
+)
 from authz.services import Services
 
 # Reasons, most decisive last: when no consent allows the access, the reason reported
@@ -77,10 +84,13 @@ def check_access(
     wanted = {text_hash(c) for c in pii_categories}
     decision_reason = "no_consent"
     chosen: Consent | None = None
-    if not is_active(svc, dept.address):
-        decision_reason = "department_suspended"
-    else:
-        with svc.db.sessions() as s:
+    with svc.db.sessions() as s:
+        state = s.get(DepartmentState, dept.address)
+        candidates: Sequence[Consent] = []
+        withdrawn: set[str] = set()
+        if state is None or not state.active:
+            decision_reason = "department_suspended"
+        else:
             candidates = s.scalars(
                 select(Consent).where(
                     Consent.subject == subject,
@@ -88,55 +98,38 @@ def check_access(
                     Consent.purpose_hash == text_hash(purpose),
                 )
             ).all()
-            withdrawn = set(
-                s.scalars(
-                    select(AcceptedWithdrawal.consent_id).where(
-                        AcceptedWithdrawal.consent_id.in_([c.consent_id for c in candidates])
+            if candidates:
+                withdrawn = set(
+                    s.scalars(
+                        select(AcceptedWithdrawal.consent_id).where(
+                            AcceptedWithdrawal.consent_id.in_([c.consent_id for c in candidates])
+                        )
                     )
                 )
-            )
-        for c in candidates:
-            reason = "consent_withdrawn" if c.consent_id in withdrawn else _evaluate(c, wanted, now)
-            if reason == "consent_valid":
-                chosen, decision_reason = c, reason
-                break
-            if REASON_RANK[reason] >= REASON_RANK[decision_reason]:
-                decision_reason = reason
+    for c in candidates:
+        reason = "consent_withdrawn" if c.consent_id in withdrawn else _evaluate(c, wanted, now)
+        if reason == "consent_valid":
+            chosen, decision_reason = c, reason
+            break
+        if REASON_RANK[reason] >= REASON_RANK[decision_reason]:
+            decision_reason = reason
     allowed = chosen is not None
     access_id = new_id("acc")
     at_ms = int(time.time() * 1000)
     consent_id = chosen.consent_id if chosen else None
-    with svc.db.session() as s:
-        s.add(
-            AccessRecord(
-                access_id=access_id,
-                department_id=dept.department_id,
-                subject=subject,
-                purpose=purpose,
-                pii_categories=list(pii_categories),
-                allowed=allowed,
-                reason=decision_reason,
-                consent_id=consent_id,
-                at_ms=at_ms,
-            )
-        )
-        audit.append(
-            s,
-            "access_check",
-            access_id,
-            {
-                "access_id": access_id,
-                "department_id": dept.department_id,
-                "controller": dept.address,
-                "subject": subject,
-                "purpose": purpose,
-                "pii_categories": list(pii_categories),
-                "allowed": allowed,
-                "reason": decision_reason,
-                "consent_id": consent_id,
-                "at_ms": at_ms,
-            },
-        )
+    record = {
+        "access_id": access_id,
+        "department_id": dept.department_id,
+        "subject": subject,
+        "purpose": purpose,
+        "pii_categories": list(pii_categories),
+        "allowed": allowed,
+        "reason": decision_reason,
+        "consent_id": consent_id,
+        "at_ms": at_ms,
+    }
+    event = audit.event_row("access_check", access_id, {**record, "controller": dept.address})
+    svc.group_commit.write([(AccessRecord, record), (AuditEvent, event)])
     anchor = None
     if chosen is not None:
         anchor = {

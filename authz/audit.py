@@ -37,6 +37,18 @@ def event_hash(event: dict[str, Any]) -> str:
     return "0x" + keccak(canonical_json(event)).hex()
 
 
+def event_row(kind: str, ref: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The ``audit_events`` row (as a column dict) of an event, for bulk inserts."""
+    doc = {"kind": kind, **event}
+    return {
+        "kind": kind,
+        "ref": ref,
+        "event": doc,
+        "event_hash": event_hash(doc),
+        "created_ms": int(time.time() * 1000),
+    }
+
+
 def append(s: Session, kind: str, ref: str, event: dict[str, Any]) -> AuditEvent:
     """Add an audit event to the session (committed with the caller's transaction)."""
     doc = {"kind": kind, **event}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,8 @@ from authz.indexer import Indexer
 from authz.ledger import Ledger
 from authz.settings import Settings
 from chain_node import ChainBackend, open_chain
+
+_LAZY_LOCK = threading.RLock()
 
 
 @dataclass
@@ -31,14 +34,26 @@ class Services:
     clock: object = field(default=time.time)
     anchor_worker: Any = None
     _commitments: Any = None
+    _group_commit: Any = None
+
+    @property
+    def group_commit(self) -> Any:
+        """The access log's :class:`authz.group_commit.GroupCommitter`, started on first use."""
+        with _LAZY_LOCK:
+            if self._group_commit is None:
+                from authz.group_commit import GroupCommitter
+
+                self._group_commit = GroupCommitter(self.db)
+        return self._group_commit
 
     @property
     def commitments(self) -> Any:
         """The anchoring trees (:class:`authz.commitments.Commitments`), built on first use."""
-        if self._commitments is None:
-            from authz.commitments import Commitments
+        with _LAZY_LOCK:
+            if self._commitments is None:
+                from authz.commitments import Commitments
 
-            self._commitments = Commitments(self)
+                self._commitments = Commitments(self)
         return self._commitments
 
     def wake_anchoring(self) -> None:
@@ -74,6 +89,9 @@ class Services:
         if self.anchor_worker is not None:
             self.anchor_worker.stop()
             self.anchor_worker = None
+        if self._group_commit is not None:
+            self._group_commit.close()
+            self._group_commit = None
         self.db.close()
         self.chain.close()
 
