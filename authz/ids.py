@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import lru_cache
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 
@@ -25,12 +26,13 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@lru_cache(maxsize=65536)
 def checksum(address: str, field: str = "address", allow_zero: bool = False) -> str:
     """Validate an Ethereum address and return its EIP-55 checksum form.
 
     All-lower or all-upper hex is accepted; mixed case must carry a valid EIP-55
     checksum; the zero address is refused unless ``allow_zero``. Raises
-    :class:`BadRequest` ``invalid_address``.
+    :class:`BadRequest` ``invalid_address``. Cached (pure function; errors are not).
     """
     if not isinstance(address, str) or not is_address(address):
         raise BadRequest(f"{field} is not a 20-byte hex address", code="invalid_address")

@@ -9,6 +9,7 @@ rebuilt from the chain (``consentgate reindex``) without losing track of the con
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,11 @@ def withdrawal_args(message: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+@lru_cache(maxsize=65536)
 def text_hash(value: str) -> str:
-    """``keccak256(utf8(value))`` as 0x hex: how EIP-712 hashes a ``string`` field."""
+    """``keccak256(utf8(value))`` as 0x hex: how EIP-712 hashes a ``string`` field.
+
+    Cached: purposes and PI categories are a small vocabulary hashed on every check."""
     return "0x" + keccak(text=value).hex()
 
 
