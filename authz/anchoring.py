@@ -169,7 +169,7 @@ class AnchorWorker:
         )
         audit_ready = bool(audit_rows) and (
             force
-            or items_ready
+            or (items_ready and self.mode == "batched")  # same transaction, no extra cost
             or len(audit_rows) >= AUDIT_MAX
             or now - audit_rows[0].created_ms >= self.audit_wait_ms
         )
@@ -200,9 +200,9 @@ class AnchorWorker:
                 "withdraw",
                 lambda i: withdrawal_args(i.payload["message"]),
             )
+        self.waiters.notify()  # grants and withdrawals are anchored: answer their waiters
         if audit_rows:
             self.commitments.anchor_batch([], audit_rows, with_consents=False)
-        self.waiters.notify()
         return len(items) + len(audit_rows)
 
     def _well_formed(self, items: list[OutboxItem]) -> list[OutboxItem]:
