@@ -1,0 +1,174 @@
+"""Gates registered with the service: API keys, online validation, scan reports.
+
+``POST /v1/gate/validations`` runs the fast path (compiled when built) with the trust
+list read from the chain and the latest anchored status list, one verifier per gate (so
+without Redis replay protection is per gate, as offline), then the shared Redis replay
+claim of :mod:`authz.fieldcheck`. Each batch is one ``gate_scans`` audit event (no
+personal data: cti, kid, outcome, scan time).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from authz import audit, devices
+from authz.errors import Forbidden, Unauthorized
+from authz.fieldcheck import SKEW_S, RedisReplay, apply_shared_replay, result_dict, trust_list
+from authz.ids import new_id, new_secret, secret_hash
+from authz.models import Gate
+from authz.services import Services
+from fastpath.tokens import Result
+
+REPLAY_CAPACITY = 200_000
+
+
+def register_gate(svc: Services, name: str, location: str) -> tuple[Gate, str]:
+    """Register a gate; returns it and its API key (``cgg_...``, shown once, stored as
+    SHA-256)."""
+    api_key = new_secret("cgg")
+    gate = Gate(
+        gate_id=new_id("gte"),
+        name=name,
+        location=location,
+        api_key_hash=secret_hash(api_key),
+        created_at=svc.now(),
+    )
+    with svc.db.session() as s:
+        s.add(gate)
+    return gate, api_key
+
+
+def authenticate(svc: Services, api_key: str) -> Gate:
+    """The gate owning ``api_key``; raises :class:`Unauthorized` ``invalid_gate_key``."""
+    with svc.db.sessions() as s:
+        gate = s.scalar(select(Gate).where(Gate.api_key_hash == secret_hash(api_key)))
+    if gate is None:
+        raise Unauthorized("unknown gate API key", code="invalid_gate_key")
+    return gate
+
+
+class Validators:
+    """Per-process verifiers, one per gate, rebuilt when the trust list or epoch changes."""
+
+    def __init__(self, svc: Services) -> None:
+        from fastpath.tokens import Verifier
+
+        self._verifier_cls = Verifier
+        self.svc = svc
+        self.lock = threading.Lock()
+        self.version: tuple[Any, ...] = ()
+        self.by_gate: dict[str, Any] = {}
+        url = svc.settings.redis_url
+        self.replay = RedisReplay(url) if url else None
+        self._checked = 0.0
+
+    def _current(self) -> tuple[Any, ...]:
+        rt = devices.runtime(self.svc)
+        keys = tuple((k.kid, k.revoked, k.valid_until) for k in rt.trust.chain_keys())
+        return keys, rt.epoch
+
+    def verifier(self, gate_id: str) -> Any:
+        """This gate's verifier on the current lists (trust keys re-read from the chain
+        at most once a second)."""
+        rt = devices.runtime(self.svc)
+        with self.lock:
+            now = time.monotonic()
+            if now - self._checked > 1.0:  # keys changed by another process show up
+                rt.trust.chain_keys(refresh=True)
+                self._checked = now
+            version = self._current()  # cached keys and epoch: cheap
+            if version != self.version:
+                self.version, self.by_gate = version, {}
+            found = self.by_gate.get(gate_id)
+            if found is None:
+                doc = {"trust_keys": [k.spec() for k in rt.trust.chain_keys()]}
+                found = self._verifier_cls(
+                    trust_list(doc),
+                    profile="sc1",
+                    skew=SKEW_S,
+                    status=rt.status,
+                    replay_capacity=REPLAY_CAPACITY,
+                )
+                self.by_gate[gate_id] = found
+            return found
+
+
+def validators(svc: Services) -> Validators:
+    """The process's :class:`Validators` (kept on ``svc``)."""
+    found: Validators | None = svc.__dict__.get("_gate_validators")
+    if found is None:
+        found = svc.__dict__.setdefault("_gate_validators", Validators(svc))
+    return found
+
+
+def validate(
+    svc: Services, gate: Gate, gate_id: str, scans: Sequence[tuple[str, float]]
+) -> tuple[list[dict[str, Any]], str]:
+    """Validate ``(qr, scanned_at)`` pairs (Unix seconds) in order at ``gate``.
+
+    Returns one result dict per scan (``valid``, ``stage``, ``reason``, ``kid``,
+    ``claims``, and ``advice`` on a time failure) and the replay scope (``shared`` or
+    ``gate``). Raises :class:`Forbidden` ``gate_mismatch`` when ``gate_id`` is not the
+    key's gate.
+    """
+    if gate_id != gate.gate_id:
+        raise Forbidden("gate_id is not the gate of this API key", code="gate_mismatch")
+    vals = validators(svc)
+    verifier = vals.verifier(gate_id)
+    results: list[Result] = []
+    start = 0
+    while start < len(scans):  # runs of equal scan times go to verify_batch together
+        at = scans[start][1]
+        end = start + 1
+        while end < len(scans) and scans[end][1] == at:
+            end += 1
+        results.extend(verifier.verify_batch([q for q, _ in scans[start:end]], at))
+        start = end
+    scope = apply_shared_replay(results, vals.replay, svc.clock(), SKEW_S)  # type: ignore[operator]
+    out = [result_dict(r, at) for r, (_, at) in zip(results, scans, strict=True)]
+    _audit(
+        svc, gate_id, "gate_scans", [_report(d, at) for d, (_, at) in zip(out, scans, strict=True)]
+    )
+    return out, scope
+
+
+def _report(result: dict[str, Any], at: float) -> dict[str, Any]:
+    claims = result["claims"]
+    return {
+        "cti": claims.get("cti"),
+        "kid": result["kid"],
+        "valid": result["valid"],
+        "stage": result["stage"],
+        "reason": result["reason"],
+        "scanned_at": at,
+    }
+
+
+def _audit(svc: Services, gate_id: str, kind: str, scans: list[dict[str, Any]]) -> str:
+    batch_id = new_id("scn")
+    with svc.db.session() as s:
+        audit.append(
+            s,
+            kind,
+            batch_id,
+            {
+                "batch_id": batch_id,
+                "gate_id": gate_id,
+                "at_ms": int(svc.clock() * 1000),
+                "scans": scans,
+            },  # type: ignore[operator]
+        )
+    return batch_id
+
+
+def record_reports(svc: Services, gate: Gate, gate_id: str, reports: list[dict[str, Any]]) -> str:
+    """Append an offline gate's uploaded scan reports to the audit log as one event;
+    returns the batch id. Raises :class:`Forbidden` ``gate_mismatch``."""
+    if gate_id != gate.gate_id:
+        raise Forbidden("gate_id is not the gate of this API key", code="gate_mismatch")
+    return _audit(svc, gate_id, "gate_reports", reports)
