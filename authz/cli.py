@@ -90,6 +90,8 @@ def audit_verify(path: Path, chain: ChainOption = "embedded") -> None:
     from authz.proofs import verify_audit
 
     _verify(path, chain, verify_audit)
+
+
 app.add_typer(gate_app, name="gate")
 
 
