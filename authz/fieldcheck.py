@@ -27,7 +27,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastpath.tokens import Result, StatusList, TrustList
+import cbor2
+
+from fastpath.tokens import Result, StatusList, TrustList, codes
 from fastpath.tokens.trust import key_from_spec
 
 SKEW_S = 10.0
@@ -55,7 +57,7 @@ def advice(result: Result, at: float) -> str | None:
         return "the phone's device certificate is out of date: open the card app online to renew it"
     if reason.startswith("key_"):
         return "the code's issuer key is outside its validity: the phone must re-enroll"
-    iat = result.claims.get("iat")
+    iat = sc1_claims(result).get("iat")
     if isinstance(iat, int | float):
         offset = round(iat - at)
         if offset > 0:
@@ -127,7 +129,8 @@ def apply_shared_replay(
     if replay is None:
         return "gate"
     valid = [i for i, r in enumerate(results) if r.valid]
-    claims = [(results[i].claims["cti"], float(results[i].claims["exp"])) for i in valid]
+    decoded = [sc1_claims(results[i]) for i in valid]
+    claims = [(c["cti"], float(c["exp"])) for c in decoded]
     answer = replay.claim(claims, now, skew)
     if answer is None:
         return "gate"
@@ -137,9 +140,51 @@ def apply_shared_replay(
     return "shared"
 
 
+def sc1_claims(result: Result) -> dict[str, Any]:
+    """``result.claims`` for an ``SC1:`` result, decoded with cbor2's C decoder.
+
+    Same keys and values as :func:`fastpath.tokens.claims.claims_of` (the payload already
+    passed the fast path's strict CBOR checks, so any decoder reads it the same way);
+    falls back to ``result.claims`` for any other profile or shape. About 10x faster
+    than the pure-Python reader, which is most of a gate's cost per result otherwise.
+    """
+    payload = result[5]
+    if payload is None:
+        return {}
+    if result[4] != "sc1":
+        return result.claims
+    try:
+        claims = cbor2.loads(payload)
+        cose = cbor2.loads(claims[codes.CLAIM_SC1_DEVICE_CERT])
+        while isinstance(cose, cbor2.CBORTag):
+            cose = cose.value
+        cert = cbor2.loads(cose[2])
+        out: dict[str, Any] = {
+            "cti": claims[codes.CLAIM_CTI].hex(),
+            "iat": claims[codes.CLAIM_IAT],
+            "exp": claims[codes.CLAIM_EXP],
+            "sub": cert[codes.CLAIM_SUB].hex(),
+            "status_index": cert[codes.CLAIM_SC1_STATUS_INDEX],
+            "cert_iat": cert.get(codes.CLAIM_IAT),
+            "cert_exp": cert[codes.CLAIM_EXP],
+        }
+        if codes.CLAIM_NBF in claims:
+            out["nbf"] = claims[codes.CLAIM_NBF]
+        return out
+    except (cbor2.CBORDecodeError, KeyError, TypeError, IndexError, AttributeError, ValueError):
+        return result.claims
+
+
 def result_dict(result: Result, at: float) -> dict[str, Any]:
-    """The fast path's result shape, plus ``advice`` when the code failed on time."""
-    out = result.as_dict()
+    """The fast path's result shape (``valid``, ``stage``, ``reason``, ``kid``,
+    ``claims``), plus ``advice`` when the code failed on time."""
+    out = {
+        "valid": result.valid,
+        "stage": result.stage,
+        "reason": result.reason,
+        "kid": result.kid,
+        "claims": sc1_claims(result),
+    }
     hint = advice(result, at)
     if hint is not None:
         out["advice"] = hint
