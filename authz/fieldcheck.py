@@ -140,6 +140,25 @@ def apply_shared_replay(
     return "shared"
 
 
+_CERTS: dict[bytes, dict[Any, Any]] = {}
+_CERTS_MAX = 50_000
+
+
+def _cert_claims(cert_bytes: bytes) -> dict[Any, Any]:
+    """The claims map of a device certificate (COSE_Sign1 bytes), cached by its bytes:
+    a phone shows codes under one certificate for hours."""
+    found = _CERTS.get(cert_bytes)
+    if found is None:
+        cose = cbor2.loads(cert_bytes)
+        while isinstance(cose, cbor2.CBORTag):
+            cose = cose.value
+        found = cbor2.loads(cose[2])
+        if len(_CERTS) >= _CERTS_MAX:
+            _CERTS.clear()
+        _CERTS[cert_bytes] = found
+    return found
+
+
 def sc1_claims(result: Result) -> dict[str, Any]:
     """``result.claims`` for an ``SC1:`` result, decoded with cbor2's C decoder.
 
@@ -155,10 +174,7 @@ def sc1_claims(result: Result) -> dict[str, Any]:
         return result.claims
     try:
         claims = cbor2.loads(payload)
-        cose = cbor2.loads(claims[codes.CLAIM_SC1_DEVICE_CERT])
-        while isinstance(cose, cbor2.CBORTag):
-            cose = cose.value
-        cert = cbor2.loads(cose[2])
+        cert = _cert_claims(claims[codes.CLAIM_SC1_DEVICE_CERT])
         out: dict[str, Any] = {
             "cti": claims[codes.CLAIM_CTI].hex(),
             "iat": claims[codes.CLAIM_IAT],

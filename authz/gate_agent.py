@@ -46,7 +46,7 @@ from authz.fieldcheck import (
     trust_list,
 )
 
-CHUNK = 256
+CHUNK = 1024
 UPLOAD_BATCH = 500
 
 

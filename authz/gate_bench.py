@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,30 @@ from typing import Any
 import httpx
 
 
-def measure(n: int = 20_000, batch: int = 100) -> dict[str, Any]:
-    """Run the three measurements on ``n`` codes each; returns the figures."""
-    import uvicorn
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure(n: int = 20_000, batch: int = 100, rounds: int = 3) -> dict[str, Any]:
+    """Run the three measurements on ``n`` codes each, ``rounds`` times interleaved, and
+    return the best of each (the machine is shared; the best is the least disturbed).
+
+    The service runs as ``consentgate serve`` in its own process (as in production), the
+    client posts request bodies encoded before the clock starts, so the figure is the
+    service's HTTP + JSON + audit cost, not the client's.
+    """
+    import base64
+    import os
+
+    import orjson
     from eth_account import Account
 
     from authz import devices, gates
-    from authz.api.app import create_app
+    from authz.fieldcheck import SKEW_S, status_from_doc, trust_list
     from authz.gate_agent import GateAgent
     from authz.services import open_services
     from authz.settings import Settings
@@ -37,90 +53,97 @@ def measure(n: int = 20_000, batch: int = 100) -> dict[str, Any]:
     from fastpath.tokens.issue import DeviceKey, sign_sc1
 
     tmp = Path(tempfile.mkdtemp(prefix="gatebench"))
-    svc = open_services(Settings(data_dir=tmp / "svc", port=0))
+    data = tmp / "svc"
+    svc = open_services(Settings(data_dir=data))
     phones = []
     for _ in range(20):
         device = DeviceKey.generate()
         e = devices.enroll_device(svc, Account.create().address, device.public.hex())
-        import base64
-
-        cert = base64.urlsafe_b64decode(
-            e.device_certificate + "=" * (-len(e.device_certificate) % 4)
-        )
-        phones.append((device, cert))
+        text = e.device_certificate
+        phones.append((device, base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
+    gate, api_key = gates.register_gate(svc, "bench", "bench")
+    doc = devices.trust_document(svc)
+    status = devices.status_document(svc, devices.status_list(svc))
+    svc.close()
 
     def codes() -> list[str]:
         now = int(time.time())
         return [sign_sc1(*phones[i % len(phones)], iat=now) for i in range(n)]
 
-    gate, api_key = gates.register_gate(svc, "bench", "bench")
-    doc = devices.trust_document(svc)
-    status = devices.status_document(svc, devices.status_list(svc))
-    from authz.fieldcheck import SKEW_S, status_from_doc, trust_list
-
-    # in-process fast path
-    qrs = codes()
-    verifier = Verifier(trust_list(doc), profile="sc1", skew=SKEW_S, status=status_from_doc(status))
-    start = time.perf_counter()
-    for i in range(0, n, batch):
-        assert all(r.valid for r in verifier.verify_batch(qrs[i : i + batch], time.time()))
-    fast = n / (time.perf_counter() - start)
-
-    # HTTP
-    config = uvicorn.Config(create_app(services=svc), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    qrs = codes()
-    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {api_key}"}) as client:
+    def fast_path(qrs: list[str]) -> float:
+        verifier = Verifier(
+            trust_list(doc), profile="sc1", skew=SKEW_S, status=status_from_doc(status)
+        )
         start = time.perf_counter()
         for i in range(0, n, batch):
-            at = time.time()
-            body = {
-                "gate_id": gate.gate_id,
-                "scans": [{"qr": q, "scanned_at": at} for q in qrs[i : i + batch]],
-            }
-            resp = client.post(url + "/v1/gate/validations", json=body)
-            assert resp.status_code == 200 and all(r["valid"] for r in resp.json()["results"])
-        http = n / (time.perf_counter() - start)
+            assert all(r.valid for r in verifier.verify_batch(qrs[i : i + batch], time.time()))
+        return n / (time.perf_counter() - start)
 
-    # offline agent from stdin
+    port = _free_port()
+    env = {**os.environ, "CONSENTGATE_DATA_DIR": str(data), "CONSENTGATE_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "authz.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
     state = tmp / "gate"
-    GateAgent(url, gate.gate_id, api_key, state).sync()
-    server.should_exit = True
-    thread.join(10)
-    qrs = codes()
-    data = ("\n".join(qrs) + "\n").encode()
-    cmd = [
-        sys.executable,
-        "-m",
-        "authz.cli",
-        "gate",
-        "run",
-        "--offline",
-        "--no-upload",
-        "--state",
-        str(state),
-    ]
-    start = time.perf_counter()
-    out = subprocess.run(cmd, input=data, capture_output=True, check=True).stdout
-    agent = n / (time.perf_counter() - start)
-    valid = sum(1 for line in out.splitlines() if line.startswith(b'{"valid":true'))
-    svc.close()
+    fast: list[float] = []
+    http: list[float] = []
+    agent: list[float] = []
+    valid = 0
+    try:
+        with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {api_key}"}) as client:
+            for _ in range(600):
+                try:
+                    if client.get(url + "/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            GateAgent(url, gate.gate_id, api_key, state, http=client).sync()
+            for _ in range(rounds):  # interleaved, best of each: the machine is shared
+                qrs = codes()
+                fast.append(fast_path(qrs))
+                at = time.time()
+                bodies = [
+                    orjson.dumps(
+                        {
+                            "gate_id": gate.gate_id,
+                            "scans": [{"qr": q, "scanned_at": at} for q in qrs[i : i + batch]],
+                        }
+                    )
+                    for i in range(0, n, batch)
+                ]
+                headers = {"Content-Type": "application/json"}
+                start = time.perf_counter()
+                for body in bodies:
+                    resp = client.post(url + "/v1/gate/validations", content=body, headers=headers)
+                    assert resp.status_code == 200 and b'"valid":false' not in resp.content
+                http.append(n / (time.perf_counter() - start))
+                # offline agent from stdin (a subprocess, interpreter start included)
+                data_in = ("\n".join(qrs) + "\n").encode()
+                cmd = [sys.executable, "-m", "authz.cli", "gate", "run", "--offline"]
+                cmd += ["--no-upload", "--state", str(state)]
+                start = time.perf_counter()
+                out = subprocess.run(cmd, input=data_in, capture_output=True, check=True).stdout
+                agent.append(n / (time.perf_counter() - start))
+                valid = sum(1 for line in out.splitlines() if line.startswith(b'{"valid":true'))
+    finally:
+        server.terminate()
+        server.wait(30)
+    best_fast, best_http, best_agent = max(fast), max(http), max(agent)
     return {
         "implementation": IMPLEMENTATION,
         "codes": n,
         "batch": batch,
-        "fast_path_scans_per_s": round(fast),
-        "http_scans_per_s": round(http),
-        "agent_stdin_scans_per_s": round(agent),
-        "agent_valid": valid,
-        "http_ratio": round(http / fast, 3),
-        "agent_ratio": round(agent / fast, 3),
+        "rounds": rounds,
+        "fast_path_scans_per_s": round(best_fast),
+        "http_scans_per_s": round(best_http),
+        "agent_stdin_scans_per_s": round(best_agent),
+        "agent_valid_last_round": valid,
+        "http_ratio": round(best_http / best_fast, 3),
+        "agent_ratio": round(best_agent / best_fast, 3),
     }
 
 
