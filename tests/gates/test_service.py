@@ -279,3 +279,24 @@ def test_key_rotation(env: Env) -> None:
     assert good_new["valid"] is True
     again = env.client.delete(f"/v1/trust-list/keys/{old.enrollment['kid']}", headers=env.registrar)
     assert again.status_code == 409 and again.json()["code"] == "issuer_key_already_revoked"
+
+
+def test_validations_are_appended_to_the_audit_log(env: Env) -> None:
+    from sqlalchemy import select
+
+    from authz.gates import audit_writer
+    from authz.models import AuditEvent
+
+    phone, gate = enroll(env), register_gate(env)
+    code = phone.code()
+    at = int(time.time())
+    validate(env, gate, [code, "SC1:bad"], at=at)
+    audit_writer(env.svc).flush()
+    with env.svc.db.sessions() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.kind == "gate_scans")).all()
+    (event,) = [r.event for r in rows if r.event["gate_id"] == gate["gate_id"]]
+    assert [(x["valid"], x["reason"], x["scanned_at"]) for x in event["scans"]] == [
+        (True, "ok", at),
+        (False, "base45_char", at),
+    ]
+    assert event["scans"][0]["cti"] is not None and "sub" not in event["scans"][0]
