@@ -154,3 +154,25 @@ def test_cli_run_validates_stdin_offline(env: Env, tmp_path: Path) -> None:
         (False, "replay"),
     ]
     assert "synced 0 s ago" in result.stderr or "synced 1 s ago" in result.stderr
+
+
+def test_local_http_port(env: Env, tmp_path: Path) -> None:
+    import threading
+
+    phone = enroll(env)
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    server = agent.serve(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/scan"
+        code = phone.code()
+        first = httpx.post(url, content=code).json()
+        second = httpx.post(url, content=code).json()
+        assert (first["valid"], second["reason"]) == (True, "replayed")
+        assert httpx.post(url.replace("/scan", "/other"), content=code).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
