@@ -32,9 +32,8 @@ import time
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from authz.fieldcheck import (
@@ -45,6 +44,9 @@ from authz.fieldcheck import (
     status_from_doc,
     trust_list,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK = 1024
 UPLOAD_BATCH = 500
@@ -139,13 +141,26 @@ class GateAgent:
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.http = http or httpx.Client(timeout=10)
+        self._http = http
         self.chain_url = chain_url
         self.trust_registry = trust_registry
         self.replay = RedisReplay(redis_url) if redis_url else None
         self.clock = clock
         self._verifier: Any = None
         self._lock = threading.Lock()  # the local HTTP port serves from several threads
+
+    @property
+    def http(self) -> Any:
+        """The HTTP client (httpx, created on first use: an offline run never imports it)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=10)
+        return self._http
+
+    @http.setter
+    def http(self, client: Any) -> None:
+        self._http = client
 
     # -- lists ----------------------------------------------------------------------------
     def _get(self, path: str) -> dict[str, Any]:
@@ -162,6 +177,8 @@ class GateAgent:
         Raises :class:`SyncRefused` (``digest_mismatch``, ``epoch_mismatch``) leaving the
         last good lists, or :class:`GateAgentError` ``sync_http`` / ``sync_unreachable``.
         """
+        import httpx
+
         try:
             trust = self._get("/v1/trust-list")
             if self.chain_url:
@@ -273,6 +290,8 @@ class GateAgent:
         path = self.state_dir / "reports.jsonl"
         if not path.exists():
             return 0
+        import httpx
+
         lines = [line for line in path.read_bytes().splitlines() if line.strip()]
         sent = 0
         try:
