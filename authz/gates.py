@@ -30,6 +30,9 @@ from authz.services import Services
 from fastpath.tokens import Result
 
 REPLAY_CAPACITY = 200_000
+KEY_REFRESH_S = 5.0
+"""How often (seconds) a process re-reads the issuer keys from the chain for validation;
+keys added or revoked through this process apply at once."""
 log = logging.getLogger("consentgate.gates")
 
 
@@ -86,11 +89,11 @@ class Validators:
 
     def verifier(self, gate_id: str) -> Any:
         """This gate's verifier on the current lists (trust keys re-read from the chain
-        at most once a second)."""
+        every :data:`KEY_REFRESH_S`)."""
         rt = devices.runtime(self.svc)
         with self.lock:
             now = time.monotonic()
-            if now - self._checked > 1.0:  # keys changed by another process show up
+            if now - self._checked > KEY_REFRESH_S:  # changes made by other processes
                 rt.trust.chain_keys(refresh=True)
                 self._checked = now
             version = self._current()  # cached keys and epoch: cheap
