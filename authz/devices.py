@@ -28,11 +28,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authz import audit
-from authz.errors import BadRequest, Forbidden, NotFound
+from authz.errors import BadRequest, Conflict, Forbidden, NotFound
 from authz.ids import checksum, new_id
 from authz.models import Card, DeviceCertificate, Meta, Revocation, StatusListEpoch
 from authz.services import Services
@@ -72,6 +73,16 @@ class FieldRuntime:
             return StatusList.decode(row.encoded_list), row.epoch
         status = StatusList(MIN_BITS)
         return status, publish(svc, self, status)
+
+    def reload(self, svc: Services) -> None:
+        """Pick up an epoch another process published (several workers, one index)."""
+        with svc.db.sessions() as s:
+            latest = s.scalar(
+                select(StatusListEpoch.epoch).order_by(StatusListEpoch.epoch.desc()).limit(1)
+            )
+        if latest is not None and latest > self.epoch:
+            with self.lock:
+                self.status, self.epoch = self._load(svc)
 
 
 _RUNTIME_LOCK = threading.Lock()
@@ -125,27 +136,42 @@ def pseudonym(svc: Services, subject: str) -> bytes:
 
 
 def _allocate_index(s: Session) -> int:
-    """Next free status index (the caller holds the runtime lock and commits ``s``)."""
+    """Next free status index: the counter, or past the highest index a card holds when
+    the counter is behind (another worker's allocation). The caller commits ``s``."""
     row = s.get(Meta, _NEXT_INDEX)
-    index = int(row.value) if row else 0
+    highest = s.scalar(select(func.max(Card.status_index)))
+    index = max(int(row.value) if row else 0, -1 if highest is None else highest + 1)
     s.merge(Meta(key=_NEXT_INDEX, value=str(index + 1)))
     return index
 
 
 def card(svc: Services, subject: str) -> Card:
-    """The card of ``subject`` (checksum address), allocating its status index on first use."""
+    """The card of ``subject`` (checksum address), allocating its status index on first use.
+
+    Allocation is serialized in the process by the runtime lock; two worker processes
+    that read the same counter collide on the unique ``status_index`` (or ``subject``)
+    and the loser re-reads and retries.
+    """
     rt = runtime(svc)
     with rt.lock:
-        with svc.db.sessions() as s:
-            found = s.get(Card, subject)
-        if found is not None:
-            return found
-        with svc.db.session() as s:
-            row = Card(
-                subject=subject, status_index=_allocate_index(s), lost=False, created_at=svc.now()
-            )
-            s.add(row)
-        return row
+        for _attempt in range(8):
+            with svc.db.sessions() as s:
+                found = s.get(Card, subject)
+            if found is not None:
+                return found
+            try:
+                with svc.db.session() as s:
+                    row = Card(
+                        subject=subject,
+                        status_index=_allocate_index(s),
+                        lost=False,
+                        created_at=svc.now(),
+                    )
+                    s.add(row)
+                return row
+            except IntegrityError:
+                continue
+        raise Conflict("could not allocate a status index; retry", code="status_index_busy")
 
 
 def parse_device_key(text: str) -> bytes:

@@ -31,8 +31,9 @@ from fastpath.tokens import Result
 
 REPLAY_CAPACITY = 200_000
 KEY_REFRESH_S = 5.0
-"""How often (seconds) a process re-reads the issuer keys from the chain for validation;
-keys added or revoked through this process apply at once."""
+"""How often (seconds) a process re-reads the issuer keys from the chain and the latest
+status-list epoch from the index for validation; changes made through this process
+apply at once."""
 log = logging.getLogger("consentgate.gates")
 
 
@@ -95,6 +96,7 @@ class Validators:
             now = time.monotonic()
             if now - self._checked > KEY_REFRESH_S:  # changes made by other processes
                 rt.trust.chain_keys(refresh=True)
+                rt.reload(self.svc)
                 self._checked = now
             version = self._current()  # cached keys and epoch: cheap
             if version != self.version:

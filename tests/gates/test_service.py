@@ -300,3 +300,32 @@ def test_validations_are_appended_to_the_audit_log(env: Env) -> None:
         (False, "base45_char", at),
     ]
     assert event["scans"][0]["cti"] is not None and "sub" not in event["scans"][0]
+
+
+def test_an_epoch_published_by_another_worker_is_picked_up(env: Env) -> None:
+    from authz.gates import validators
+    from fastpath.tokens import StatusList
+
+    phone, gate = enroll(env), register_gate(env)
+    assert validate(env, gate, [phone.code()])["results"][0]["valid"] is True
+    other = devices.FieldRuntime(env.svc)  # a second worker process on the same index
+    status = StatusList(bits=other.status.bytes())
+    status.set(phone.enrollment["status_index"])
+    epoch = devices.publish(env.svc, other, status)
+    assert devices.runtime(env.svc).epoch == epoch - 1
+    validators(env.svc)._checked = 0.0  # as if KEY_REFRESH_S had passed
+    (result,) = validate(env, gate, [phone.code()])["results"]
+    assert (result["stage"], result["reason"]) == ("revocation", "revoked")
+    assert devices.runtime(env.svc).epoch == epoch
+
+
+def test_status_index_allocation_retries_after_a_collision(env: Env) -> None:
+    from eth_account import Account
+
+    # another worker took the next index without this process seeing the counter move
+    nxt = int(env.svc.db.get_meta("gates.next_status_index") or 0)
+    taken = devices.card(env.svc, Account.create().address).status_index
+    assert taken == nxt
+    env.svc.db.set_meta("gates.next_status_index", str(nxt))  # the stale counter
+    fresh = devices.card(env.svc, Account.create().address)
+    assert fresh.status_index == nxt + 1
