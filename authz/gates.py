@@ -60,11 +60,20 @@ def known_gate(svc: Services, api_key: str) -> Gate | None:
 
 
 def authenticate(svc: Services, api_key: str) -> Gate:
-    """The gate owning ``api_key``; raises :class:`Unauthorized` ``invalid_gate_key``."""
-    with svc.db.sessions() as s:
-        gate = s.scalar(select(Gate).where(Gate.api_key_hash == secret_hash(api_key)))
+    """The gate owning ``api_key``; raises :class:`Unauthorized` ``invalid_gate_key``.
+
+    A known key is remembered per process by its SHA-256 (gates have no key rotation or
+    removal yet, so an entry never goes stale); an unknown key always reaches the index.
+    """
+    digest = secret_hash(api_key)
+    known: dict[str, Gate] = svc.__dict__.setdefault("_gate_keys", {})
+    gate = known.get(digest)
     if gate is None:
-        raise Unauthorized("unknown gate API key", code="invalid_gate_key")
+        with svc.db.sessions() as s:
+            gate = s.scalar(select(Gate).where(Gate.api_key_hash == digest))
+        if gate is None:
+            raise Unauthorized("unknown gate API key", code="invalid_gate_key")
+        known[digest] = gate
     return gate
 
 

@@ -329,3 +329,14 @@ def test_status_index_allocation_retries_after_a_collision(env: Env) -> None:
     env.svc.db.set_meta("gates.next_status_index", str(nxt))  # the stale counter
     fresh = devices.card(env.svc, Account.create().address)
     assert fresh.status_index == nxt + 1
+
+
+def test_gate_keys_are_remembered_once_authenticated(env: Env) -> None:
+    from authz.gates import authenticate, known_gate
+
+    gate = register_gate(env)
+    assert known_gate(env.svc, gate["api_key"]) is None
+    assert authenticate(env.svc, gate["api_key"]).gate_id == gate["gate_id"]
+    remembered = known_gate(env.svc, gate["api_key"])
+    assert remembered is not None and remembered.gate_id == gate["gate_id"]
+    assert known_gate(env.svc, "cgg_unknown") is None
