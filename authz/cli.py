@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from authz.gate_cli import app as gate_app
 from fastpath.cli import app as token_app
 
 app = typer.Typer(
@@ -89,6 +90,9 @@ def audit_verify(path: Path, chain: ChainOption = "embedded") -> None:
     from authz.proofs import verify_audit
 
     _verify(path, chain, verify_audit)
+
+
+app.add_typer(gate_app, name="gate")
 
 
 @app.command()

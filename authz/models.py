@@ -256,3 +256,71 @@ class Meta(Base):
 
 
 PROJECTION_TABLES = (DepartmentState, Guardianship, Consent, ConsentEvent, AnchoredBatch)
+
+
+# --- gates in the field (issue 5): cards, device certificates, status lists, gates ----------
+
+
+class Card(Base):
+    """A card's revocation status index (W3C Bitstring Status List). Source table.
+
+    ``lost`` is set when the registrar revokes the card (``POST /v1/revocations`` with a
+    ``subject``); a lost card enrolls no more devices and gets no online tokens.
+    """
+
+    __tablename__ = "cards"
+    subject: Mapped[str] = mapped_column(String(42), primary_key=True)
+    status_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    lost: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceCertificate(Base):
+    """An issued device certificate (its status index is the card's at issuance)."""
+
+    __tablename__ = "device_certificates"
+    certificate_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(42), index=True)
+    device_public_key: Mapped[str] = mapped_column(String(64))
+    status_index: Mapped[int] = mapped_column(BigInteger, index=True)
+    kid: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StatusListEpoch(Base):
+    """One published revocation list; its SHA-256 is anchored in the trust registry."""
+
+    __tablename__ = "status_list_epochs"
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    encoded_list: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    size_bits: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Revocation(Base):
+    """A registrar's revocation: what was named, why, the indexes set, the epoch."""
+
+    __tablename__ = "revocations"
+    revocation_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))  # subject | status_index | device_certificate_id
+    target: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
+    status_indexes: Mapped[list[int]] = mapped_column(JSON)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Gate(Base):
+    """A registered gate (turnstile, entrance reader); only its API key's SHA-256 is kept."""
+
+    __tablename__ = "gates"
+    gate_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)

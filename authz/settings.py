@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     - ``CONSENTGATE_PUBLIC_URL``: the URL citizens see; SIWE messages must name its
       host as ``domain`` and a URI under it (EIP-4361).
     - ``CONSENTGATE_DATABASE_URL``: SQLAlchemy URL of the index (default SQLite in DATA_DIR).
+    - ``CONSENTGATE_REDIS_URL``: Redis shared by the gates for replay claims across gates
+      (``redis://127.0.0.1:6379/0``); empty means replay protection per gate.
     """
 
     model_config = SettingsConfigDict(env_prefix="CONSENTGATE_", extra="ignore")
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     public_url: str = ""
     database_url: str = ""
     pseudonym_secret: str = ""
+    redis_url: str = ""
     max_body_bytes: int = 1024 * 1024
     siwe_ttl_s: int = 3600
     env: str = "development"

@@ -31,7 +31,7 @@ def test_committed_artifacts_are_fresh(tmp_path: Path) -> None:
 
 def test_artifact_fields() -> None:
     artifact = load_artifact("ConsentRegistry")
-    assert artifact_names() == ["ConsentAnchor", "ConsentRegistry"]
+    assert artifact_names() == ["ConsentAnchor", "ConsentRegistry", "TrustRegistry"]
     assert artifact.name == "ConsentRegistry"
     assert artifact.compiler_version.startswith("0.8.30+commit.")
     assert artifact.source_hash == source_hash()

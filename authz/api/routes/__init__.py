@@ -7,10 +7,15 @@ from authz.api.routes import (
     consents,
     department_feed,
     departments,
+    devices,
+    gates,
     guardianships,
     health,
     proofs,
+    revocations,
     subjects,
+    tokens,
+    trust_list,
 )
 
 routers = [
@@ -25,4 +30,11 @@ routers = [
     auth.router,
     subjects.router,
     proofs.router,
+    devices.router,
+    tokens.router,
+    revocations.router,
+    revocations.status_router,
+    trust_list.router,
+    gates.router,
+    gates.gate_router,
 ]

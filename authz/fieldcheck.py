@@ -1,0 +1,212 @@
+"""Validating scanned codes the way every gate does, online (the service) or offline
+(``consentgate gate``): trust list from the chain's keys, the fast path, a shared replay
+claim in Redis, and operator advice for clock errors.
+
+Nothing here touches the service's database or chain, so the gate agent imports it alone.
+
+Replay across gates (issue 5, item 4): with a Redis URL, each code that passed every
+other stage is claimed with ``SET cg:cti:<hex> 1 NX EX <remaining life>`` (Redis ``SET``
+with ``NX`` and ``EX``); a code already claimed is refused with stage ``replay``, reason
+``replayed``. The remaining life is ``exp + skew - now`` rounded up, at least 1 s.
+
+Redis loss: **fail open to per-gate protection.** When Redis cannot be reached, each
+gate still refuses codes it has seen itself (the fast path's own replay cache), exactly
+the documented behaviour without Redis; a batch reports ``"replay_scope": "gate"``
+instead of ``"shared"``. Why: a code lives 60 s, so the worst case is one extra entry by
+the same code at a second gate within a minute, while failing closed would stop every
+gate of a station on one cache outage (and offline gates already run per-gate). After a
+Redis restart without persistence, claims made before it are gone: a code used before
+the restart can pass once more at another gate until its ``exp`` (at most 60 s + skew).
+Reconnection is retried at most once a second, so an outage costs no latency per scan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cbor2
+
+from fastpath.tokens import Result, StatusList, TrustList, codes
+from fastpath.tokens.trust import key_from_spec
+
+SKEW_S = 10.0
+"""Clock tolerance of a gate (seconds) on iat/nbf/exp: a phone more than 10 s ahead, or a
+code more than 10 s past its 60 s life, is refused with stage ``time``."""
+
+REPLAY_KEY_PREFIX = "cg:cti:"
+
+
+def trust_list(doc: Mapping[str, Any]) -> TrustList:
+    """The keys a gate accepts from a ``GET /v1/trust-list`` document: every entry not
+    ``revoked`` (validity windows are checked per token by the fast path)."""
+    return TrustList(key_from_spec(spec) for spec in doc["trust_keys"] if not spec.get("revoked"))
+
+
+def advice(result: Result, at: float) -> str | None:
+    """A sentence for the gate operator when a code fails on time, else None.
+
+    Uses the code's ``iat`` against the gate's clock ``at`` (Unix seconds).
+    """
+    if result.stage != "time":
+        return None
+    reason = result.reason
+    if reason.startswith("cert_"):
+        return "the phone's device certificate is out of date: open the card app online to renew it"
+    if reason.startswith("key_"):
+        return "the code's issuer key is outside its validity: the phone must re-enroll"
+    iat = sc1_claims(result).get("iat")
+    if isinstance(iat, int | float):
+        offset = round(iat - at)
+        if offset > 0:
+            return (
+                f"the phone's clock is {offset} s ahead of the gate's: ask the holder to set "
+                "the date and time automatically, then show a new code"
+            )
+        if reason == "expired":
+            return (
+                f"the code was made {-offset} s ago (codes live 60 s): the phone's clock is "
+                "behind or the screen is stale; ask the holder to set the time automatically "
+                "and show a new code"
+            )
+    return "the code is outside its validity window: ask the holder to show a new code"
+
+
+class RedisReplay:
+    """The shared replay claims of every gate (Redis ``SET NX EX``).
+
+    ``url``: a ``redis://`` URL. ``timeout`` seconds per Redis call. See the module
+    docstring for the failure policy.
+    """
+
+    def __init__(self, url: str, timeout: float = 0.25, retry_after: float = 1.0) -> None:
+        import redis
+
+        self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    def claim(
+        self, items: Sequence[tuple[str, float]], now: float, skew: float
+    ) -> list[bool] | None:
+        """Claim each ``(cti hex, exp)``; True where this call claimed it first, False where
+        another scan had. None when Redis is unreachable (the caller falls back)."""
+        if not items:
+            return []
+        wall = time.monotonic()
+        if wall < self._down_until:
+            return None
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for cti, exp in items:
+                pipe.set(
+                    REPLAY_KEY_PREFIX + cti, b"1", nx=True, ex=max(1, math.ceil(exp + skew - now))
+                )
+            return [bool(ok) for ok in pipe.execute()]
+        except self._errors:
+            self._down_until = wall + self.retry_after
+            return None
+
+
+def replayed(result: Result) -> Result:
+    """``result`` turned into a ``replay``/``replayed`` refusal (same kid and claims)."""
+    return Result(False, "replay", "replayed", result.kid, result[4], result[5])
+
+
+def apply_shared_replay(
+    results: list[Result], replay: RedisReplay | None, now: float, skew: float
+) -> str:
+    """Refuse, in place, every valid result whose cti another gate already claimed.
+
+    Returns the replay scope of the batch: ``"shared"`` (Redis answered) or ``"gate"``
+    (no Redis configured, or unreachable: per-gate protection only).
+    """
+    if replay is None:
+        return "gate"
+    valid = [i for i, r in enumerate(results) if r.valid]
+    decoded = [sc1_claims(results[i]) for i in valid]
+    claims = [(c["cti"], float(c["exp"])) for c in decoded]
+    answer = replay.claim(claims, now, skew)
+    if answer is None:
+        return "gate"
+    for i, first in zip(valid, answer, strict=True):
+        if not first:
+            results[i] = replayed(results[i])
+    return "shared"
+
+
+_CERTS: dict[bytes, dict[Any, Any]] = {}
+_CERTS_MAX = 50_000
+
+
+def _cert_claims(cert_bytes: bytes) -> dict[Any, Any]:
+    """The claims map of a device certificate (COSE_Sign1 bytes), cached by its bytes:
+    a phone shows codes under one certificate for hours."""
+    found = _CERTS.get(cert_bytes)
+    if found is None:
+        cose = cbor2.loads(cert_bytes)
+        while isinstance(cose, cbor2.CBORTag):
+            cose = cose.value
+        found = cbor2.loads(cose[2])
+        if len(_CERTS) >= _CERTS_MAX:
+            _CERTS.clear()
+        _CERTS[cert_bytes] = found
+    return found
+
+
+def sc1_claims(result: Result) -> dict[str, Any]:
+    """``result.claims`` for an ``SC1:`` result, decoded with cbor2's C decoder.
+
+    Same keys and values as :func:`fastpath.tokens.claims.claims_of` (the payload already
+    passed the fast path's strict CBOR checks, so any decoder reads it the same way);
+    falls back to ``result.claims`` for any other profile or shape. About 10x faster
+    than the pure-Python reader, which is most of a gate's cost per result otherwise.
+    """
+    payload = result[5]
+    if payload is None:
+        return {}
+    if result[4] != "sc1":
+        return result.claims
+    try:
+        claims = cbor2.loads(payload)
+        cert = _cert_claims(claims[codes.CLAIM_SC1_DEVICE_CERT])
+        out: dict[str, Any] = {
+            "cti": claims[codes.CLAIM_CTI].hex(),
+            "iat": claims[codes.CLAIM_IAT],
+            "exp": claims[codes.CLAIM_EXP],
+            "sub": cert[codes.CLAIM_SUB].hex(),
+            "status_index": cert[codes.CLAIM_SC1_STATUS_INDEX],
+            "cert_iat": cert.get(codes.CLAIM_IAT),
+            "cert_exp": cert[codes.CLAIM_EXP],
+        }
+        if codes.CLAIM_NBF in claims:
+            out["nbf"] = claims[codes.CLAIM_NBF]
+        return out
+    except (cbor2.CBORDecodeError, KeyError, TypeError, IndexError, AttributeError, ValueError):
+        return result.claims
+
+
+def result_dict(result: Result, at: float) -> dict[str, Any]:
+    """The fast path's result shape (``valid``, ``stage``, ``reason``, ``kid``,
+    ``claims``), plus ``advice`` when the code failed on time."""
+    out = {
+        "valid": result.valid,
+        "stage": result.stage,
+        "reason": result.reason,
+        "kid": result.kid,
+        "claims": sc1_claims(result),
+    }
+    hint = advice(result, at)
+    if hint is not None:
+        out["advice"] = hint
+    return out
+
+
+def status_from_doc(doc: Mapping[str, Any]) -> StatusList:
+    """The :class:`StatusList` of a ``GET /v1/status-lists/{epoch}`` document."""
+    return StatusList.decode(doc["encodedList"])
