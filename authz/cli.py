@@ -43,26 +43,52 @@ ChainOption = Annotated[
 ]
 
 
-def _verify(path: Path, chain_spec: str, check: Any) -> None:
+def _verify(
+    path: Path, chain_spec: str, check: Any, registry: str | None, anchor: str | None
+) -> None:
+    from authz.errors import ConsentgateError
+    from authz.ledger import ANCHOR, REGISTRY, known_deployment
     from authz.settings import get_settings
     from chain_node import ChainError, open_chain
 
     try:
         doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         typer.echo(f"consentgate: cannot read {path}: {exc}", err=True)
         raise typer.Exit(2) from None
     settings = get_settings()
-    url = "" if chain_spec == "embedded" else chain_spec
+    embedded = chain_spec == "embedded"
     try:
-        chain = open_chain(settings.data_dir, url, settings.relayer_key or _READ_ONLY_KEY)
+        # embedded: the relayer key stored in DATA_DIR/chain; a URL: reading needs no key
+        chain = open_chain(
+            settings.data_dir,
+            "" if embedded else chain_spec,
+            "" if embedded else (settings.relayer_key or _READ_ONLY_KEY),
+        )
     except (ChainError, OSError) as exc:
         typer.echo(f"consentgate: cannot open the chain: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        result = check(chain, doc)
-    except Exception as exc:  # a malformed proof is a usage error, not a crash
-        typer.echo(json.dumps({"valid": False, "error": str(exc)}))
+        known = known_deployment(chain, settings.data_dir)
+        trusted = {
+            "registry": registry or known.get(REGISTRY),
+            "anchor": anchor or known.get(ANCHOR),
+        }
+        if not trusted["anchor"] or not trusted["registry"]:
+            typer.echo(
+                "consentgate: no trusted contract addresses for this chain: pass "
+                "--registry and --anchor (or run where DATA_DIR has deployments.json)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        result = check(chain, doc, trusted)
+    except ConsentgateError as exc:  # a malformed proof is a usage error, not a crash
+        typer.echo(json.dumps({"valid": False, "reason": exc.code, "detail": exc.detail}))
+        raise typer.Exit(2) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        typer.echo(json.dumps({"valid": False, "reason": "proof_malformed", "detail": repr(exc)}))
         raise typer.Exit(2) from None
     finally:
         chain.close()
@@ -72,24 +98,54 @@ def _verify(path: Path, chain_spec: str, check: Any) -> None:
 
 # Verification only reads the chain; a JSON-RPC backend still wants a key to exist.
 _READ_ONLY_KEY = "0x" + "11" * 32
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry", help="trusted ConsentRegistry address (default: DATA_DIR/deployments.json)"
+    ),
+]
+AnchorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor", help="trusted ConsentAnchor address (default: DATA_DIR/deployments.json)"
+    ),
+]
 
 
 @proof_app.command("verify")
-def proof_verify(path: Path, chain: ChainOption = "embedded") -> None:
-    """Check a consent proof (GET /v1/consents/{id}/proof) against ConsentAnchor /
-    ConsentRegistry. Prints JSON; exit 0 valid, 1 not valid, 2 usage error."""
+def proof_verify(
+    path: Path,
+    chain: ChainOption = "embedded",
+    registry: RegistryOption = None,
+    anchor: AnchorOption = None,
+) -> None:
+    """Check a consent proof (GET /v1/consents/{id}/proof) on chain against the TRUSTED
+    registry/anchor addresses, never the ones the file names. Prints JSON; exit 0 valid
+    now (granted, not withdrawn, against the latest roots), 1 not valid (``reason``:
+    withdrawn, stale_proof, ...), 2 usage error or malformed proof."""
     from authz.proofs import verify_consent
 
-    _verify(path, chain, verify_consent)
+    _verify(
+        path,
+        chain,
+        lambda c, d, t: verify_consent(c, d, registry=t["registry"], anchor=t["anchor"]),
+        registry,
+        anchor,
+    )
 
 
 @audit_app.command("verify")
-def audit_verify(path: Path, chain: ChainOption = "embedded") -> None:
-    """Check an audit proof (GET /v1/access/{id}/proof) against ConsentAnchor.
-    Prints JSON; exit 0 valid, 1 not valid, 2 usage error."""
+def audit_verify(
+    path: Path,
+    chain: ChainOption = "embedded",
+    registry: RegistryOption = None,
+    anchor: AnchorOption = None,
+) -> None:
+    """Check an audit proof (GET /v1/access/{id}/proof) on chain against the TRUSTED
+    ConsentAnchor. Prints JSON; exit 0 valid, 1 not valid, 2 usage error."""
     from authz.proofs import verify_audit
 
-    _verify(path, chain, verify_audit)
+    _verify(path, chain, lambda c, d, t: verify_audit(c, d, anchor=t["anchor"]), registry, anchor)
 
 
 app.add_typer(gate_app, name="gate")

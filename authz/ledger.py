@@ -120,6 +120,20 @@ def text_hash(value: str) -> str:
     return "0x" + keccak(text=value).hex()
 
 
+def deployment_key(chain: ChainBackend) -> str:
+    """``<chain id>:<genesis block hash>``: which chain a deployments.json entry is for."""
+    return f"{chain.chain_id}:{bytes(chain.w3.eth.get_block(0)['hash']).hex()}"
+
+
+def known_deployment(chain: ChainBackend, data_dir: Path) -> dict[str, str]:
+    """Addresses this data folder deployed on ``chain`` (name -> address), read only."""
+    path = data_dir / "deployments.json"
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text()).get(deployment_key(chain), {})
+    return {name: str(e["address"]) for name, e in entries.items()}
+
+
 class Ledger:
     """The deployed contracts on one chain: ``ConsentRegistry`` and ``ConsentAnchor``.
 
@@ -136,7 +150,7 @@ class Ledger:
         self.chain_id = chain.chain_id
         chain.register_errors(error_abis())
         self._path = data_dir / "deployments.json"
-        self._key = f"{self.chain_id}:{bytes(chain.w3.eth.get_block(0)['hash']).hex()}"
+        self._key = deployment_key(chain)
         self.address = to_checksum_address(
             registry_address or self._deployed(REGISTRY, chain.relayer)
         )

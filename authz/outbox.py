@@ -126,7 +126,7 @@ class Lease:
     """The anchoring lease of one process: ``owner`` holds it until ``ttl_ms`` after the
     last successful :meth:`acquire` (which also renews)."""
 
-    def __init__(self, db: Database, owner: str, ttl_ms: int = 30_000) -> None:
+    def __init__(self, db: Database, owner: str, ttl_ms: int = 10_000) -> None:
         self.db = db
         self.owner = owner
         self.ttl_ms = ttl_ms

@@ -76,6 +76,14 @@ def consent_proof(c: Commitments, consent_id: str) -> dict[str, Any]:
     with svc.db.sessions() as s:
         row = s.get(Consent, consent_id.lower())
     if row is None:
+        with svc.db.sessions() as s:
+            queued = s.scalar(
+                select(OutboxItem.state).where(OutboxItem.dedupe_key == consent_id.lower())
+            )
+        if queued == "pending":
+            raise Conflict(
+                "the consent is not anchored yet; retry shortly", code="not_yet_anchored"
+            )
         raise NotFound(f"no anchored consent {consent_id}", code="consent_not_found")
     base = {
         "kind": "consent",
@@ -160,8 +168,19 @@ def audit_proof(c: Commitments, access_id: str) -> dict[str, Any]:
 # -- verification against the chain ------------------------------------------------------
 
 
-def _b(text: str) -> bytes:
-    return bytes.fromhex(text[2:] if text.startswith("0x") else text)
+def _b(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise BadRequest("expected a 0x hex string", code="proof_malformed")
+    try:
+        return bytes.fromhex(text[2:] if text.startswith("0x") else text)
+    except ValueError:
+        raise BadRequest(f"not hex: {text[:20]!r}", code="proof_malformed") from None
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"{what} must be a non-negative integer", code="proof_malformed")
+    return value
 
 
 def _contract(chain: ChainBackend, name: str, address: str) -> Any:
@@ -169,25 +188,41 @@ def _contract(chain: ChainBackend, name: str, address: str) -> Any:
     return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
 
 
-def verify_consent(chain: ChainBackend, doc: dict[str, Any]) -> dict[str, Any]:
-    """Check a consent proof document on ``chain``.
+def _same(a: Any, b: str) -> bool:
+    return isinstance(a, str) and a.lower() == b.lower()
 
-    Returns ``{"valid", "granted", "withdrawn", "reason", ...}``: for a batched proof,
-    ``valid`` means granted and not withdrawn as of the proof's batch, and
-    ``valid_latest`` the same against the latest anchored roots. Raises
-    :class:`BadRequest` ``proof_malformed`` when the document does not hang together
-    (the consent id is not the digest of its typed data, wrong chain).
+
+def verify_consent(
+    chain: ChainBackend, doc: dict[str, Any], *, registry: str, anchor: str
+) -> dict[str, Any]:
+    """Check a consent proof document on ``chain`` against the TRUSTED ``registry`` and
+    ``anchor`` addresses (never the ones the document names: a forged document could
+    name a contract that says yes to anything).
+
+    Returns ``{"valid", ...}``. Batched: ``valid`` is true only when the proof holds
+    against the latest anchored roots and the consent is not withdrawn (fail closed: a
+    proof built at an older batch reports ``reason`` ``stale_proof`` and
+    ``valid_at_batch``); direct: the registry's ``checkConsent``. Raises
+    :class:`BadRequest` ``proof_malformed`` when the document does not hang together.
     """
     if doc.get("kind") != "consent":
         raise BadRequest("not a consent proof", code="proof_malformed")
-    if int(doc["chain_id"]) != chain.chain_id:
+    if doc.get("chain_id") != chain.chain_id:
         raise BadRequest(
-            f"proof is for chain {doc['chain_id']}, not {chain.chain_id}", code="proof_malformed"
+            f"the proof is for chain {doc.get('chain_id')}, not {chain.chain_id}",
+            code="proof_malformed",
         )
+    for field, trusted in (("registry", registry), ("anchor", anchor)):
+        if not _same(doc.get(field), trusted):
+            return {
+                "valid": False,
+                "reason": f"untrusted_{field}",
+                "detail": f"the proof names {doc.get(field)}, not the trusted {trusted}",
+            }
     if doc.get("mode") == "direct":
-        registry = _contract(chain, REGISTRY, doc["registry"])
+        contract = _contract(chain, REGISTRY, registry)
         valid, reason = chain.call(
-            registry.functions.checkConsent(
+            contract.functions.checkConsent(
                 _b(doc["consent_id"]),
                 to_checksum_address(doc["controller"]),
                 _b(doc["purpose_hash"]),
@@ -196,68 +231,116 @@ def verify_consent(chain: ChainBackend, doc: dict[str, Any]) -> dict[str, Any]:
         )
         return {
             "valid": bool(valid),
-            "granted": reason not in (1,),
+            "granted": reason != 1,
             "withdrawn": reason == 2,
             "reason": REGISTRY_REASONS.get(int(reason), str(reason)),
             "mode": "direct",
         }
-    td = doc["typed_data"]
-    if "0x" + typed_data.digest(td).hex() != doc["consent_id"].lower():
+    td = doc.get("typed_data")
+    if not isinstance(td, dict) or not isinstance(td.get("message"), dict):
+        raise BadRequest("the proof has no typed data", code="proof_malformed")
+    domain = td.get("domain", {})
+    if (
+        domain.get("chainId") != chain.chain_id
+        or not _same(domain.get("verifyingContract"), registry)
+        or domain.get("name") != typed_data.DOMAIN_NAME
+    ):
+        return {
+            "valid": False,
+            "reason": "foreign_domain",
+            "detail": "the typed data is not under the trusted registry's EIP-712 domain",
+        }
+    try:
+        digest = typed_data.digest(td)
+    except Exception as exc:  # eth-account rejects malformed typed data in many ways
+        raise BadRequest(f"the typed data does not encode: {exc}", code="proof_malformed") from exc
+    if "0x" + digest.hex() != str(doc.get("consent_id", "")).lower():
         raise BadRequest(
             "the consent id is not the digest of the typed data", code="proof_malformed"
         )
-    anchor = _contract(chain, ANCHOR, doc["anchor"])
+    index = _int(doc.get("index"), "index")
+    batch_id = _int(doc.get("batch_id"), "batch_id")
+    word = _b(doc.get("status_word"))
+    if "withdrawn_bit" in doc:
+        bit = (int.from_bytes(word, "big") >> (255 - index % 256)) & 1
+        if bool(doc["withdrawn_bit"]) != bool(bit):
+            return {"valid": False, "reason": "withdrawn_bit_mismatch"}
+    contract = _contract(chain, ANCHOR, anchor)
     args = (
         grant_args(td["message"]),
-        _b(doc["signature"]),
-        int(doc["index"]),
-        [_b(x) for x in doc["consent_proof"]],
-        _b(doc["status_word"]),
-        [_b(x) for x in doc["status_proof"]],
+        _b(doc.get("signature")),
+        index,
+        [_b(x) for x in doc.get("consent_proof", [])],
+        word,
+        [_b(x) for x in doc.get("status_proof", [])],
     )
+    if len(args[3]) != 32 or len(args[5]) != 32:
+        raise BadRequest("a proof has 32 siblings", code="proof_malformed")
     try:
-        reason, withdrawn = chain.call(
-            anchor.functions.checkConsentProofAt(int(doc["batch_id"]), *args)
-        )
-        latest_reason, latest_withdrawn = chain.call(anchor.functions.checkConsentProof(*args))
+        onchain = chain.call(contract.functions.batch(batch_id))
+        reason, withdrawn = chain.call(contract.functions.checkConsentProofAt(batch_id, *args))
+        latest_reason, latest_withdrawn = chain.call(contract.functions.checkConsentProof(*args))
     except ChainRevert as exc:
-        return {
-            "valid": False,
-            "granted": False,
-            "withdrawn": False,
-            "reason": exc.name,
-            "mode": "batched",
-        }
+        return {"valid": False, "reason": exc.name, "mode": "batched"}
+    roots = doc.get("roots") or {}
+    chain_roots = {"consent": _h(onchain[4]), "status": _h(onchain[5]), "audit": _h(onchain[6])}
+    if roots and {k: str(v).lower() for k, v in roots.items()} != chain_roots:
+        return {"valid": False, "reason": "roots_mismatch", "chain_roots": chain_roots}
+    at_batch = reason == 0 and not withdrawn
+    latest = latest_reason == 0 and not latest_withdrawn
+    if latest:
+        why = "ok"
+    elif latest_reason == 0 and latest_withdrawn:
+        why = "withdrawn"
+    elif at_batch and latest_reason in (5, 6):
+        why = "stale_proof"
+    else:
+        why = PROOF_REASONS.get(int(latest_reason), str(latest_reason))
     return {
-        "valid": reason == 0 and not withdrawn,
+        "valid": latest,
+        "reason": why,
+        "mode": "batched",
+        "batch_id": batch_id,
+        "valid_at_batch": at_batch,
         "granted": reason == 0,
         "withdrawn": bool(withdrawn),
-        "reason": PROOF_REASONS.get(int(reason), str(reason)),
-        "valid_latest": latest_reason == 0 and not latest_withdrawn,
-        "reason_latest": PROOF_REASONS.get(int(latest_reason), str(latest_reason)),
-        "withdrawn_latest": bool(latest_withdrawn),
-        "batch_id": int(doc["batch_id"]),
-        "mode": "batched",
+        "reason_at_batch": PROOF_REASONS.get(int(reason), str(reason)),
+        "withdrawn_latest": bool(latest_withdrawn) if latest_reason == 0 else None,
     }
 
 
-def verify_audit(chain: ChainBackend, doc: dict[str, Any]) -> dict[str, Any]:
-    """Check an audit proof document on ``chain``: the event JSON hashes to
-    ``event_hash`` and the proof reaches the audit root of the proof's batch.
+def verify_audit(chain: ChainBackend, doc: dict[str, Any], *, anchor: str) -> dict[str, Any]:
+    """Check an audit proof document on ``chain`` against the TRUSTED ``anchor``: the
+    event JSON hashes to ``event_hash`` and the proof reaches the audit root of the
+    proof's batch (audit events are never retracted, so that is the verdict).
 
-    Returns ``{"valid", "valid_latest", "event_hash"}``.
+    Returns ``{"valid", "valid_latest", "event_hash", "reason"}``.
     """
     if doc.get("kind") != "audit":
         raise BadRequest("not an audit proof", code="proof_malformed")
+    if doc.get("chain_id") != chain.chain_id:
+        raise BadRequest(
+            f"the proof is for chain {doc.get('chain_id')}, not {chain.chain_id}",
+            code="proof_malformed",
+        )
+    if not _same(doc.get("anchor"), anchor):
+        return {"valid": False, "reason": "untrusted_anchor"}
+    if not isinstance(doc.get("event"), dict):
+        raise BadRequest("the proof has no event", code="proof_malformed")
     event_hash = keccak(canonical_json(doc["event"]))
-    if _h(event_hash) != doc["event_hash"].lower():
+    if _h(event_hash) != str(doc.get("event_hash", "")).lower():
         return {"valid": False, "valid_latest": False, "reason": "event_hash_mismatch"}
-    anchor = _contract(chain, ANCHOR, doc["anchor"])
-    proof = [_b(x) for x in doc["proof"]]
-    at = chain.call(
-        anchor.functions.verifyAuditAt(int(doc["batch_id"]), event_hash, int(doc["index"]), proof)
-    )
-    latest = chain.call(anchor.functions.verifyAudit(event_hash, int(doc["index"]), proof))
+    index = _int(doc.get("index"), "index")
+    batch_id = _int(doc.get("batch_id"), "batch_id")
+    proof = [_b(x) for x in doc.get("proof", [])]
+    if len(proof) != 32:
+        raise BadRequest("a proof has 32 siblings", code="proof_malformed")
+    contract = _contract(chain, ANCHOR, anchor)
+    try:
+        at = chain.call(contract.functions.verifyAuditAt(batch_id, event_hash, index, proof))
+        latest = chain.call(contract.functions.verifyAudit(event_hash, index, proof))
+    except ChainRevert as exc:
+        return {"valid": False, "reason": exc.name}
     return {
         "valid": bool(at),
         "valid_latest": bool(latest),

@@ -48,14 +48,22 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 
 def problem_body(exc: ConsentgateError) -> dict[str, Any]:
-    """The problem-details document of a service error (for per-item batch results)."""
+    """The problem-details document of a service error (for per-item batch results).
+
+    Extension members never override the RFC 9457 members (``status`` stays the HTTP
+    status; an extra ``status`` is renamed ``state``)."""
+    extra = dict(exc.extra)
+    if "status" in extra:
+        extra["state"] = extra.pop("status")
+    for reserved in ("type", "title", "detail", "code"):
+        extra.pop(reserved, None)
     return {
+        **extra,
         "type": PROBLEM_TYPE_PREFIX + exc.code,
         "title": exc.title,
         "status": exc.status,
         "detail": exc.detail,
         "code": exc.code,
-        **exc.extra,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,13 @@ def benv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     )
     yield e
     e.svc.close()
+
+
+def verify(env: Env, doc: dict[str, Any]) -> dict[str, Any]:
+    """Check a consent proof against the deployment this service trusts."""
+    return proofs.verify_consent(
+        env.svc.chain, doc, registry=env.svc.ledger.address, anchor=env.svc.ledger.anchor_address
+    )
 
 
 def _grant_many(env: Env, dept: dict[str, Any], n: int) -> list[tuple[Any, dict[str, Any]]]:
@@ -57,14 +65,22 @@ def test_batch_endpoint_anchor_proof_withdraw(benv: Env) -> None:
         f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
     ).json()
     assert proof["mode"] == "batched" and len(proof["consent_proof"]) == 32
-    first = proofs.verify_consent(benv.svc.chain, proof)
+    first = verify(benv, proof)
     assert first == {
         **first,
         "valid": True,
         "granted": True,
         "withdrawn": False,
-        "valid_latest": True,
+        "valid_at_batch": True,
+        "reason": "ok",
     }
+    # a document naming another contract (e.g. one that always says yes) is refused
+    assert verify(benv, {**proof, "anchor": "0x" + "42" * 20})["reason"] == "untrusted_anchor"
+    assert verify(benv, {**proof, "withdrawn_bit": True})["valid"] is False
+    assert (
+        verify(benv, {**proof, "roots": {**proof["roots"], "audit": "0x" + "00" * 32}})["reason"]
+        == "roots_mismatch"
+    )
     # a Grant whose terms were tampered with does not verify
     bad = {
         **proof,
@@ -74,24 +90,24 @@ def test_batch_endpoint_anchor_proof_withdraw(benv: Env) -> None:
         },
     }
     with pytest.raises(Exception, match="digest"):
-        proofs.verify_consent(benv.svc.chain, bad)
+        verify(benv, bad)
 
     out = benv.withdraw(req["consent_id"], citizen)
     assert out.status_code == 200 and out.json()["anchor"] == "anchored"
     assert benv.check(dept, citizen.address)["reason"] == "consent_withdrawn"
-    stale = proofs.verify_consent(benv.svc.chain, proof)
-    assert stale["valid"] is True  # still true as of its own batch
-    assert stale["valid_latest"] is False and stale["reason_latest"] == "status_not_proven"
+    stale = verify(benv, proof)
+    assert stale["valid_at_batch"] is True  # still true as of its own batch
+    assert stale["valid"] is False and stale["reason"] == "stale_proof"  # fail closed
     fresh = benv.client.get(
         f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
     ).json()
-    now = proofs.verify_consent(benv.svc.chain, fresh)
-    assert now == {**now, "valid": False, "granted": True, "withdrawn": True}
+    now = verify(benv, fresh)
+    assert now == {**now, "valid": False, "granted": True, "withdrawn": True, "reason": "withdrawn"}
     # the others are untouched
     other = benv.client.get(
         f"/v1/consents/{signed[6][1]['consent_id']}/proof", headers=dept["headers"]
     ).json()
-    assert proofs.verify_consent(benv.svc.chain, other)["valid"] is True
+    assert verify(benv, other)["valid"] is True
 
 
 def test_access_checks_are_anchored_in_the_audit_tree(benv: Env) -> None:
@@ -110,9 +126,12 @@ def test_access_checks_are_anchored_in_the_audit_tree(benv: Env) -> None:
     doc = resp.json()
     assert doc["event"]["access_id"] == check["access_id"]
     assert doc["event"]["allowed"] is True
-    assert proofs.verify_audit(benv.svc.chain, doc)["valid"] is True
+    anchor = benv.svc.ledger.anchor_address
+    assert proofs.verify_audit(benv.svc.chain, doc, anchor=anchor)["valid"] is True
     forged = {**doc, "event": {**doc["event"], "allowed": False}}
-    assert proofs.verify_audit(benv.svc.chain, forged)["valid"] is False
+    assert proofs.verify_audit(benv.svc.chain, forged, anchor=anchor)["valid"] is False
+    elsewhere = {**doc, "anchor": "0x" + "42" * 20}
+    assert proofs.verify_audit(benv.svc.chain, elsewhere, anchor=anchor)["valid"] is False
     other = benv.department()
     assert (
         benv.client.get(
@@ -202,3 +221,42 @@ def test_every_outbox_item_anchored_once(benv: Env) -> None:
         leaves = s.scalars(select(OutboxItem.leaf_index).where(OutboxItem.kind == "grant")).all()
     assert pending == 0
     assert sorted(leaves) == list(range(len(leaves)))
+
+
+def test_cli_proof_verify_against_the_embedded_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from authz.cli import app
+    from authz.settings import get_settings
+
+    env = open_env(tmp_path / "data", anchor_mode="batched", batch_wait_ms=10)
+    try:
+        dept = env.department()
+        _citizen, req = _grant_many(env, dept, 1)[0]
+        proof = env.client.get(
+            f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
+        ).json()
+    finally:
+        env.svc.close()
+    good, forged = tmp_path / "proof.json", tmp_path / "forged.json"
+    good.write_text(json.dumps(proof))
+    forged.write_text(json.dumps({**proof, "anchor": "0x" + "42" * 20}))
+    monkeypatch.setenv("CONSENTGATE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        ok = runner.invoke(app, ["proof", "verify", str(good), "--chain", "embedded"])
+        assert ok.exit_code == 0, ok.output
+        assert json.loads(ok.output)["valid"] is True
+        bad = runner.invoke(app, ["proof", "verify", str(forged), "--chain", "embedded"])
+        assert bad.exit_code == 1 and json.loads(bad.output)["reason"] == "untrusted_anchor"
+        junk = tmp_path / "junk.json"
+        junk.write_text(json.dumps({**proof, "index": "1"}))
+        malformed = runner.invoke(app, ["proof", "verify", str(junk), "--chain", "embedded"])
+        assert malformed.exit_code == 2 and "proof_malformed" in malformed.output
+    finally:
+        get_settings.cache_clear()
