@@ -24,6 +24,7 @@ from web3.exceptions import ProviderConnectionError
 
 from ._web3 import Web3Backend
 from .errors import ChainError, ChainUnavailable
+from .retry import TransientRpcError, rpc_error_is_transient
 
 __all__ = ["JsonRpcChain", "open_jsonrpc"]
 
@@ -60,6 +61,24 @@ class JsonRpcChain(Web3Backend):
         if isinstance(exc, _CONNECTION_ERRORS):
             return ChainUnavailable(f"chain node at {self.url} unreachable: {exc}")
         return None
+
+    def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """All ``calls`` in one HTTP POST (JSON-RPC 2.0 "Batch"), responses matched to
+        requests by id. A single error object for the whole batch (some nodes answer
+        rate limits that way) raises TransientRpcError or ChainError. web3's own
+        ``batch_requests`` is not used: it refuses ``eth_sendRawTransaction`` and turns
+        one missing receipt into an exception for the whole batch."""
+        if not calls:
+            return []
+        response = self.w3.provider.make_batch_request(calls)  # type: ignore[attr-defined]
+        if not isinstance(response, list):
+            error = response.get("error") or {}
+            if rpc_error_is_transient(error):
+                raise TransientRpcError(error)
+            raise ChainError(f"batch refused by {self.url}: {error}")
+        if len(response) != len(calls):
+            raise ChainError(f"{self.url} answered {len(response)} of {len(calls)} batch calls")
+        return [dict(r) for r in response]
 
     def time_travel(self, seconds: int) -> None:
         """``evm_increaseTime`` + ``evm_mine`` (anvil, Hardhat, Ganache). Raises ChainError
