@@ -481,6 +481,9 @@ class Web3Backend(ChainBackend):
             try:
                 responses = self._batch([("eth_getTransactionReceipt", [h]) for _, h in pairs])
             except ChainUnavailable as exc:
+                # what the node kept is unknown (a restarted node may have lost its pool):
+                # the next send reads the pending count again
+                self.nonces.resync()
                 exc.tx_hashes = tuple(h for _, h in pairs)
                 raise
             for (nonce, tx_hash), resp in zip(pairs, responses, strict=True):

@@ -24,7 +24,7 @@ from web3.exceptions import ProviderConnectionError
 
 from ._web3 import Web3Backend
 from .errors import ChainError, ChainUnavailable
-from .retry import TransientRpcError, rpc_error_is_transient
+from .retry import TransientRpcError, is_transient, rpc_error_is_transient
 
 __all__ = ["JsonRpcChain", "open_jsonrpc"]
 
@@ -60,6 +60,8 @@ class JsonRpcChain(Web3Backend):
     def _unavailable(self, exc: BaseException) -> ChainError | None:
         if isinstance(exc, _CONNECTION_ERRORS):
             return ChainUnavailable(f"chain node at {self.url} unreachable: {exc}")
+        if is_transient(exc):  # rate limited or overloaded, retries used up
+            return ChainUnavailable(f"chain node at {self.url} kept refusing: {exc}")
         return None
 
     def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
