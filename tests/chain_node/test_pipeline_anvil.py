@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chain_node import ChainBackend, ChainUnavailable, TxResult, open_chain
+from chain_node import ChainBackend, ChainError, ChainUnavailable, TxResult, open_chain
 from chain_node.anvil import AnvilProcess, start_anvil
 from chain_node.jsonrpc import JsonRpcChain, open_jsonrpc
 from chain_node.retry import Backoff, Retrier
@@ -70,14 +70,17 @@ def _nonces(chain: ChainBackend, results: list[Any]) -> list[int]:
 
 class Proxy:
     """An HTTP proxy in front of a node that records every request body and can answer
-    429 (``throttle`` requests) or forward and then never answer (``swallow``: the node
-    processes the request, the client hears nothing until its timeout)."""
+    429 (``throttle`` requests), forward and then never answer (``swallow``: the node
+    processes the request, the client hears nothing until its timeout), or refuse single
+    calls of a batch itself (``refuse(call)`` returns an error message: the call is not
+    forwarded and gets that JSON-RPC error)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.bodies: list[Any] = []
         self.throttle = 0
         self.swallow: Callable[[Any], bool] = lambda body: False
+        self.refuse: Callable[[dict[str, Any]], str | None] = lambda call: None
         self.release = threading.Event()
         proxy = self
 
@@ -93,11 +96,7 @@ class Proxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                request = urllib.request.Request(
-                    proxy.upstream, data=raw, headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    answer = response.read()
+                answer = proxy.forward(body)
                 if proxy.swallow(body):
                     proxy.release.wait(10)  # the client times out meanwhile
                     return
@@ -114,6 +113,32 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    def forward(self, body: Any) -> bytes:
+        """The upstream's answer to ``body``, minus the calls that ``refuse`` takes."""
+        refused: list[dict[str, Any]] = []
+        if isinstance(body, list):
+            kept = []
+            for call in body:
+                message = self.refuse(call)
+                if message is None:
+                    kept.append(call)
+                else:
+                    error = {"code": -32000, "message": message}
+                    refused.append({"jsonrpc": "2.0", "id": call["id"], "error": error})
+            body = kept
+        answers: Any = []
+        if body:
+            request = urllib.request.Request(
+                self.upstream,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answers = json.load(response)
+        if refused:
+            answers = sorted([*answers, *refused], key=lambda r: r["id"])
+        return json.dumps(answers).encode()
 
     def batches(self, method: str) -> list[list[Any]]:
         """Recorded batch bodies whose calls are all ``method``."""
@@ -357,3 +382,58 @@ def test_nonce_taken_by_another_sender_is_resynced_in_bulk(
     finally:
         one.close()
         two.close()
+
+
+def test_refused_item_mid_batch_gap_is_filled(
+    proxy: Proxy, tmp_path: Path, probe_artifact: Any
+) -> None:
+    """The node refuses one transaction of a batch for good while accepting the later
+    ones: its nonce is filled with a 0-value self-transfer so the later ones can be
+    mined; a refusal at the tail just gives the nonce back."""
+    chain = open_jsonrpc(proxy.url, ANVIL_KEY)
+    try:
+        probe = _deploy_probe(chain, probe_artifact)
+        start = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        batch_calls = iter(range(10**6))
+
+        def refuse_third(call: dict[str, Any]) -> str | None:
+            if call["method"] != "eth_sendRawTransaction" or next(batch_calls) != 2:
+                return None
+            return "insufficient funds for gas * price + value"
+
+        proxy.refuse = refuse_third
+        results = chain.send_many([probe.functions.increment()] * 5, gas=100_000)
+        proxy.refuse = lambda call: None
+        refused = results[2]
+        assert type(refused) is ChainError
+        assert "insufficient funds" in str(refused)
+        mined = [r for r in results if isinstance(r, TxResult)]
+        assert _nonces(chain, mined) == [start, start + 1, start + 3, start + 4]
+        assert chain.call(probe.functions.count()) == 4
+        filler = _find_tx(chain, start + 2)
+        assert (filler["to"], filler["value"], filler["input"]) == (chain.relayer, 0, b"")
+
+        tail = iter(range(10**6))
+        proxy.refuse = lambda call: (
+            "intrinsic gas too low"
+            if call["method"] == "eth_sendRawTransaction" and next(tail) == 2
+            else None
+        )
+        results = chain.send_many([probe.functions.increment()] * 3, gas=100_000)
+        proxy.refuse = lambda call: None
+        assert type(results[2]) is ChainError
+        assert _nonces(chain, results[:2]) == [start + 5, start + 6]
+        again = chain.send_many([probe.functions.increment()], gas=100_000)
+        assert _nonces(chain, again) == [start + 7]  # the refused tail nonce is reused
+        assert chain.w3.eth.get_transaction_count(chain.relayer) == start + 8  # type: ignore[arg-type]
+    finally:
+        chain.close()
+
+
+def _find_tx(chain: ChainBackend, nonce: int) -> Any:
+    """The relayer's mined transaction with ``nonce`` (scans blocks from the head)."""
+    for number in range(chain.block_number(), -1, -1):
+        for tx in chain.w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"] == chain.relayer and tx["nonce"] == nonce:  # type: ignore[index]
+                return tx
+    raise AssertionError(f"no mined tx with nonce {nonce}")
