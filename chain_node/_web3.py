@@ -284,7 +284,9 @@ class Web3Backend(ChainBackend):
         stuck_after_s: float | None = None,
         timeout_s: float | None = None,
     ) -> list[TxResult | ChainError]:
-        items = [(fn.address, fn._encode_transaction_data()) for fn in fns]
+        items: list[tuple[str | None, str]] = [
+            (fn.address, fn._encode_transaction_data()) for fn in fns
+        ]
         return self._send_many(
             items,
             gas,

@@ -40,6 +40,17 @@ pending block; a failure rolls the pending block back (nothing mined, nonce unus
 raises ChainRevert with the exact revert data; a success is mined and committed. With
 explicit gas the tx goes through eth-tester like any raw tx and is mined even if it fails.
 
+Bulk (``send_many``): the items are applied to the pending block one after another and
+mined as one block, so N transactions cost one commit (one fsync) instead of N; an item
+that fails without explicit gas is taken out of the block again (nothing sent, nonce
+unused). py-evm's own ``MiningChain.apply_transaction`` rebuilds the block's tries per
+transaction (quadratic: 100 txs took 18 s); :meth:`EmbeddedChain._fill_block` builds them
+once, and the receipts of the last block read are kept decoded (one decode per block).
+Measured (``python -m chain_node.bench --many 100``, FULL, load average 3.5-4): 190-330
+tx/s in calls of 100 against 70-110 tx/s for ``send`` one at a time (x2.4-3); ~240 tx/s
+in calls of 1000 (tries and bloom grow with the block). Per tx: 3.1 ms in a send_many of
+50 vs 7.7 ms per send and 4.3 ms for py-evm alone mining one pre-signed tx per block.
+
 Measured with ``python -m chain_node.bench`` on the shared 2-core dev box (Python 3.11,
 py-evm 0.12.1b1) while other jobs kept the load average at 5-7, so ranges:
 
@@ -540,7 +551,9 @@ class EmbeddedChain(Web3Backend):
         not sent, nonce unused). ``gas`` set: failing txs are mined with status 0
         (ChainRevert with ``tx_hash``, decoded from the execution itself).
         ``stuck_after_s``/``timeout_s`` are ignored: the block is mined at once."""
-        items = [(fn.address, fn._encode_transaction_data()) for fn in fns]
+        items: list[tuple[str | None, str]] = [
+            (fn.address, fn._encode_transaction_data()) for fn in fns
+        ]
         with self._lock:
             self._check_open()
             return self._apply_many(items, gas)
