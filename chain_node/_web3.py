@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
+from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
@@ -42,6 +43,8 @@ __all__ = ["Web3Backend", "tx_result"]
 # and inclusion; a tx that runs out of gas costs more than the headroom does).
 _GAS_HEADROOM_NUM, _GAS_HEADROOM_DEN = 5, 4
 _FEE_TTL_S = 1.0
+_MAYBE_OURS = (SendOutcome.ACCEPTED, SendOutcome.NONCE_LOW)
+"""Send errors that, after a resend of the same bytes, may mean the first one got in."""
 
 
 def tx_result(tx_hash: str, receipt: Any, replaced: Sequence[str] = ()) -> TxResult:
@@ -241,14 +244,16 @@ class Web3Backend(ChainBackend):
 
         The nonce is read once from ``eth_getTransactionCount(relayer, "pending")`` and
         then incremented locally under a lock; any send failure drops the cached nonce so
-        the next send resyncs from the node, and a nonce error is retried once.
+        the next send resyncs from the node, and a nonce error is retried once. The send
+        itself is retried on transient errors (same bytes each time, see
+        :meth:`_send_raw`).
         """
         with self.nonces:
             for attempt in (0, 1):
                 tx["nonce"] = self._guard(self.nonces.peek)
                 signed = self._account.sign_transaction(tx)
                 try:
-                    sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    sent = self._send_raw(signed)
                 except Exception as exc:
                     self.nonces.resync()
                     if attempt == 0 and self._is_nonce_error(exc):
@@ -257,6 +262,40 @@ class Web3Backend(ChainBackend):
                 self.nonces.advance(1)
                 return "0x" + bytes(sent).hex()
         raise ChainError("unreachable: nonce retry loop exhausted")  # pragma: no cover
+
+    def _send_raw(self, signed: Any) -> bytes:
+        """``eth_sendRawTransaction`` of a signed tx, retried with :attr:`retrier` on
+        transient errors (same bytes each time); returns the tx hash (32 bytes).
+
+        After a resend, "already known" or "nonce too low" may mean that an earlier
+        attempt got through and only its answer was lost: if the node knows this very
+        hash, it counts as sent (re-signing with a new nonce would run the call twice).
+        On the first attempt the same answers mean the nonce is taken by another sender
+        and are raised (the caller resyncs and re-signs).
+        """
+        tries = 0
+
+        def once() -> bytes:
+            nonlocal tries
+            tries += 1
+            try:
+                return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except Exception as exc:
+                if (
+                    tries > 1
+                    and classify_send_error(str(exc)) in _MAYBE_OURS
+                    and self._known(["0x" + bytes(signed.hash).hex()]) == [True]
+                ):
+                    return bytes(signed.hash)
+                raise
+
+        return self.retrier.run(once)
+
+    def _known(self, hashes: list[str]) -> list[bool]:
+        """Whether the node knows each tx hash (pool or chain): one batch of
+        ``eth_getTransactionByHash``."""
+        responses = self._batch([("eth_getTransactionByHash", [h]) for h in hashes])
+        return [bool(r.get("result")) for r in responses]
 
     def _replay_revert(self, tx: dict[str, Any], result: TxResult) -> ChainRevert:
         """Decode why a mined tx reverted by replaying it as a call on its parent block
@@ -312,29 +351,50 @@ class Web3Backend(ChainBackend):
         return out
 
     def _submit_raw(self, raws: list[str]) -> list[dict[str, Any]]:
-        """``eth_sendRawTransaction`` of every 0x-hex raw tx in one batch; items refused
-        with a transient error are sent again (same bytes: idempotent) with backoff.
-        Returns the raw responses in order."""
+        """``eth_sendRawTransaction`` of every 0x-hex raw tx in one batch; returns the raw
+        responses in order.
+
+        The whole batch (transport errors) or the items refused with a transient error
+        are sent again, same bytes, with backoff. An item that was sent more than once
+        and then answered "already known"/"nonce too low" is reported sent
+        (``{"result": hash}``) when the node knows its hash, as in :meth:`_send_raw`.
+        """
         responses: list[dict[str, Any]] = [{} for _ in raws]
+        tries = [0] * len(raws)
         todo = list(range(len(raws)))
 
         def attempt() -> None:
+            for k in todo:
+                tries[k] += 1
             calls = [("eth_sendRawTransaction", [raws[k]]) for k in todo]
             got: list[dict[str, Any]] = []
             for start in range(0, len(calls), self.batch_limit):
                 got.extend(self._rpc_batch(calls[start : start + self.batch_limit]))
-            again = []
+            again, errors = [], []
             for k, resp in zip(list(todo), got, strict=True):
                 err = resp.get("error")
                 if isinstance(err, dict) and rpc_error_is_transient(err):
                     again.append(k)
+                    errors.append(err)
                 else:
                     responses[k] = resp
             todo[:] = again
             if again:
-                raise TransientRpcError(got[0].get("error") or {})
+                raise TransientRpcError(errors[0])
 
         self._guard(lambda: self.retrier.run(attempt))
+        resent = [
+            k
+            for k, resp in enumerate(responses)
+            if tries[k] > 1
+            and "error" in resp
+            and classify_send_error(resp["error"]) in _MAYBE_OURS
+        ]
+        if resent:
+            hashes = ["0x" + keccak(hexstr=raws[k]).hex() for k in resent]
+            for k, tx_hash, ours in zip(resent, hashes, self._known(hashes), strict=True):
+                if ours:
+                    responses[k] = {"result": tx_hash}
         return responses
 
     def _relayer_tx(
@@ -373,7 +433,7 @@ class Web3Backend(ChainBackend):
         if not items:
             return []
         deadline = self.clock() + timeout_s
-        fees = self._guard(lambda: self.retrier.run(self._current_fees))
+        fees = self._guard(self._current_fees)
         txs: list[dict[str, Any]] = []
         for to, data in items:
             txs.append(self._relayer_tx(to, data, fees))
@@ -418,7 +478,7 @@ class Web3Backend(ChainBackend):
         if not live:
             return
         with self.nonces:
-            first = int(self._guard(lambda: self.retrier.run(self.nonces.peek)))
+            first = int(self._guard(self.nonces.peek))
             signed = []
             for k, i in enumerate(live):
                 txs[i]["nonce"] = first + k
@@ -433,16 +493,15 @@ class Web3Backend(ChainBackend):
             retry, failed_nonces, accepted_nonces = [], [], []
             for i, (_, tx_hash), resp in zip(live, signed, responses, strict=True):
                 nonce = txs[i]["nonce"]
-                outcome = (
-                    SendOutcome.ACCEPTED
-                    if "result" in resp
-                    else classify_send_error(resp.get("error") or {})
-                )
-                if outcome == SendOutcome.ACCEPTED:
+                if "result" in resp:
                     flights[nonce] = _InFlight(i, dict(txs[i]), [tx_hash], now)
                     accepted_nonces.append(nonce)
-                elif outcome in (SendOutcome.NONCE_LOW, SendOutcome.UNDERPRICED) and retry_nonce:
-                    retry.append(i)  # the nonce is taken elsewhere: re-sign with a fresh one
+                elif retry_nonce and classify_send_error(resp.get("error") or {}) != (
+                    SendOutcome.FAILED
+                ):
+                    # the nonce is taken by another sender (even "already known": the same
+                    # bytes from elsewhere are not this call): re-sign with a fresh one
+                    retry.append(i)
                 else:
                     results[i] = self._item_error(resp.get("error") or {})
                     failed_nonces.append(nonce)
@@ -477,17 +536,26 @@ class Web3Backend(ChainBackend):
         """Poll the receipts of every hash in ``flights`` in one batch per round (every
         10 ms at first, x1.5 up to 500 ms), replacing stuck ones, until all are mined or
         ``deadline`` (clock seconds) passes."""
+        try:
+            self._poll(flights, results, stuck_after_s, deadline)
+        except ChainUnavailable as exc:
+            # what the node kept is unknown (a restarted node may have lost its pool): the
+            # next send reads the pending count again
+            self.nonces.resync()
+            exc.tx_hashes = tuple(h for f in flights.values() for h in f.hashes)
+            raise
+
+    def _poll(
+        self,
+        flights: dict[int, _InFlight],
+        results: list[TxResult | ChainError | None],
+        stuck_after_s: float,
+        deadline: float,
+    ) -> None:
         delay = 0.01
         while flights:
             pairs = [(nonce, h) for nonce, f in flights.items() for h in f.hashes]
-            try:
-                responses = self._batch([("eth_getTransactionReceipt", [h]) for _, h in pairs])
-            except ChainUnavailable as exc:
-                # what the node kept is unknown (a restarted node may have lost its pool):
-                # the next send reads the pending count again
-                self.nonces.resync()
-                exc.tx_hashes = tuple(h for _, h in pairs)
-                raise
+            responses = self._batch([("eth_getTransactionReceipt", [h]) for _, h in pairs])
             for (nonce, tx_hash), resp in zip(pairs, responses, strict=True):
                 raw = resp.get("result")
                 if raw and nonce in flights and raw.get("blockNumber") is not None:
@@ -519,7 +587,7 @@ class Web3Backend(ChainBackend):
 
     def _replace(self, stuck: list[_InFlight]) -> None:
         """Re-sign each stuck tx with the same nonce and bumped fees; send in one batch."""
-        current = self._guard(lambda: self.retrier.run(self._current_fees))
+        current = self._guard(self._current_fees)
         bumped = [{**f.tx, **bump_fees(f.tx, current)} for f in stuck]
         signed = [self._sign(tx) for tx in bumped]
         responses = self._submit_raw([raw for raw, _ in signed])

@@ -40,6 +40,7 @@ from typing import Any
 import requests
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ProviderConnectionError
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from ._web3 import Web3Backend
 from .errors import ChainError, ChainUnavailable
@@ -64,7 +65,20 @@ class JsonRpcChain(Web3Backend):
         if not relayer_key:
             raise ChainError("a JSON-RPC chain needs a relayer key (0x-hex private key)")
         self.url = url
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        provider = HTTPProvider(url, request_kwargs={"timeout": timeout_s})
+        # web3 retries reads by itself (5 tries on transport errors); raw sends are left
+        # to chain_node.retry, which resends the same bytes and knows when an answer
+        # was lost (Web3Backend._send_raw)
+        defaults = provider.exception_retry_configuration
+        provider.exception_retry_configuration = ExceptionRetryConfiguration(
+            errors=defaults.errors,
+            retries=defaults.retries,
+            backoff_factor=defaults.backoff_factor,
+            method_allowlist=[
+                m for m in defaults.method_allowlist if m != "eth_sendRawTransaction"
+            ],
+        )
+        w3 = Web3(provider)
         try:
             chain_id = int(w3.eth.chain_id)
         except _CONNECTION_ERRORS as exc:

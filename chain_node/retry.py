@@ -26,7 +26,13 @@ from web3.exceptions import ProviderConnectionError, Web3RPCError
 
 from .errors import ChainRevert, ChainUnavailable
 
-__all__ = ["Backoff", "Retrier", "TransientRpcError", "is_transient", "rpc_error_is_transient"]
+__all__ = [
+    "Backoff",
+    "Retrier",
+    "TransientRpcError",
+    "is_transient",
+    "rpc_error_is_transient",
+]
 
 T = TypeVar("T")
 
@@ -65,6 +71,8 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, TransientRpcError):
         return True
+    if isinstance(exc, ChainUnavailable):
+        return False  # already final: retries used up, or a closed/stopped backend
     if isinstance(exc, requests.exceptions.HTTPError):
         response = exc.response
         return response is not None and response.status_code in RETRY_HTTP_STATUS
@@ -73,7 +81,6 @@ def is_transient(exc: BaseException) -> bool:
         requests.exceptions.ConnectionError
         | requests.exceptions.Timeout
         | ProviderConnectionError
-        | ChainUnavailable
         | ConnectionError
         | TimeoutError,
     ):
@@ -144,17 +151,21 @@ class Retrier:
         self.sleeps: deque[float] = deque(maxlen=256)
         self.retries = 0
 
-    def run(self, thunk: Callable[[], T]) -> T:
+    def run(
+        self, thunk: Callable[[], T], transient: Callable[[BaseException], bool] | None = None
+    ) -> T:
         """Return ``thunk()``; on a transient exception wait and call again. Re-raises the
         last exception when it is not transient, after ``backoff.attempts`` tries, or when
-        the next wait would end past ``backoff.max_elapsed_s``."""
+        the next wait would end past ``backoff.max_elapsed_s``. ``transient`` replaces
+        the retrier's predicate for this call."""
+        is_retryable = transient or self.transient
         start = self.clock()
         attempt = 0
         while True:
             try:
                 return thunk()
             except Exception as exc:
-                if not self.transient(exc):
+                if not is_retryable(exc):
                     raise
                 delay = self.backoff.delay_s(attempt, self.rng)
                 hint = _retry_after_s(exc)

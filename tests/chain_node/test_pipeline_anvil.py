@@ -79,6 +79,7 @@ class Proxy:
         self.upstream = upstream
         self.bodies: list[Any] = []
         self.throttle = 0
+        self.throttled: Callable[[Any], bool] = lambda body: True
         self.swallow: Callable[[Any], bool] = lambda body: False
         self.refuse: Callable[[dict[str, Any]], str | None] = lambda call: None
         self.release = threading.Event()
@@ -89,7 +90,7 @@ class Proxy:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.loads(raw)
                 proxy.bodies.append(body)
-                if proxy.throttle > 0:
+                if proxy.throttle > 0 and proxy.throttled(body):
                     proxy.throttle -= 1
                     self.send_response(429)
                     self.send_header("Retry-After", "0")
@@ -117,6 +118,11 @@ class Proxy:
     def forward(self, body: Any) -> bytes:
         """The upstream's answer to ``body``, minus the calls that ``refuse`` takes."""
         refused: list[dict[str, Any]] = []
+        if isinstance(body, dict):
+            message = self.refuse(body)
+            if message is not None:
+                error = {"code": -32005, "message": message}
+                return json.dumps({"jsonrpc": "2.0", "id": body["id"], "error": error}).encode()
         if isinstance(body, list):
             kept = []
             for call in body:
@@ -437,3 +443,73 @@ def _find_tx(chain: ChainBackend, nonce: int) -> Any:
             if tx["from"] == chain.relayer and tx["nonce"] == nonce:  # type: ignore[index]
                 return tx
     raise AssertionError(f"no mined tx with nonce {nonce}")
+
+
+def _sends_raw(body: Any) -> bool:
+    calls = body if isinstance(body, list) else [body]
+    return any(c["method"] == "eth_sendRawTransaction" for c in calls)
+
+
+def _first_only(predicate: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``predicate``, true for the first matching body only."""
+    seen = {"done": False}
+
+    def once(body: Any) -> bool:
+        if seen["done"] or not predicate(body):
+            return False
+        seen["done"] = True
+        return True
+
+    return once
+
+
+def test_single_send_retries_a_rate_limited_raw_send(
+    proxy: Proxy, tmp_path: Path, probe_artifact: Any
+) -> None:
+    chain = open_jsonrpc(proxy.url, ANVIL_KEY)
+    try:
+        probe = _deploy_probe(chain, probe_artifact)
+        sleeps: list[float] = []
+        chain.retrier = Retrier(Backoff(base_s=0.01), sleep=sleeps.append)  # type: ignore[attr-defined]
+        limited = iter([True, True])
+        proxy.refuse = lambda call: (
+            "rate limit exceeded"
+            if call["method"] == "eth_sendRawTransaction" and next(limited, False)
+            else None
+        )
+        result = chain.send(probe.functions.increment())
+        assert result.status == 1
+        assert len(sleeps) == 2
+        assert chain.call(probe.functions.count()) == 1
+    finally:
+        chain.close()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_lost_answer_to_a_send_is_not_sent_twice(
+    proxy: Proxy, tmp_path: Path, probe_artifact: Any, bulk: bool
+) -> None:
+    """The node takes the transaction(s) but the answer is lost once; the retry resends
+    the same bytes, the node says "nonce too low" (already mined) and the pipeline
+    recognizes its own hashes instead of re-signing with new nonces."""
+    chain = open_jsonrpc(proxy.url, ANVIL_KEY, timeout_s=0.5)
+    try:
+        probe = _deploy_probe(chain, probe_artifact)
+        start = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        chain.retrier = Retrier(Backoff(base_s=0.01))  # type: ignore[attr-defined]
+        before = len(proxy.bodies)
+        proxy.swallow = _first_only(_sends_raw)
+        if bulk:
+            results = chain.send_many([probe.functions.increment()] * 3, gas=100_000)
+        else:
+            results = [chain.send(probe.functions.increment(), gas=100_000)]
+        proxy.release.set()
+        assert all(isinstance(r, TxResult) and r.status == 1 for r in results)
+        count = len(results)
+        assert _nonces(chain, results) == list(range(start, start + count))
+        assert chain.call(probe.functions.count()) == count  # once each, not twice
+        assert chain.w3.eth.get_transaction_count(chain.relayer) == start + count  # type: ignore[arg-type]
+        sends = sum(_sends_raw(b) for b in proxy.bodies[before:])
+        assert sends == 2  # the lost one and the resend
+    finally:
+        chain.close()

@@ -179,6 +179,17 @@ def test_retrier_never_retries_reverts_or_other_errors() -> None:
         assert thunk.calls["n"] == 1 and clock.slept == []
 
 
+def test_per_call_predicate_replaces_the_default() -> None:
+    clock = FakeClock()
+    retrier = _retrier(Backoff(attempts=4, base_s=0.01), clock)
+    thunk = _flaky([ValueError("busy"), ValueError("busy")])
+    assert retrier.run(thunk, transient=lambda exc: isinstance(exc, ValueError)) == "ok"
+    assert len(clock.slept) == 2
+    with pytest.raises(ConnectionError):  # transient by default, not for this call
+        retrier.run(_flaky([ConnectionError()]), transient=lambda exc: False)
+    assert len(clock.slept) == 2
+
+
 def _http_error(status: int, retry_after: str | None = None) -> requests.HTTPError:
     response = requests.Response()
     response.status_code = status
@@ -198,7 +209,7 @@ def test_retry_after_header_raises_the_wait_within_the_cap() -> None:
 def test_transient_classification() -> None:
     assert is_transient(requests.exceptions.ConnectionError())
     assert is_transient(requests.exceptions.ReadTimeout())
-    assert is_transient(ChainUnavailable("gone"))
+    assert not is_transient(ChainUnavailable("gone"))  # final: never retried twice
     assert is_transient(TransientRpcError({"code": -32005, "message": "limit exceeded"}))
     for status in (429, 502, 503, 504):
         assert is_transient(_http_error(status))
