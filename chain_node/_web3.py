@@ -545,13 +545,8 @@ class Web3Backend(ChainBackend):
             exc.tx_hashes = tuple(h for f in flights.values() for h in f.hashes)
             raise
 
-    def _poll(
-        self,
-        flights: dict[int, _InFlight],
-        results: list[TxResult | ChainError | None],
-        stuck_after_s: float,
-        deadline: float,
-    ) -> None:
+    def _poll(self, flights: Any, results: Any, stuck_after_s: float, deadline: float) -> None:
+        """The polling loop of :meth:`_await` (same arguments)."""
         delay = 0.01
         while flights:
             pairs = [(nonce, h) for nonce, f in flights.items() for h in f.hashes]
