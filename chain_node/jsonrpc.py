@@ -61,6 +61,9 @@ class JsonRpcChain(Web3Backend):
 
     kind = "jsonrpc"
 
+    batches: bool = True
+    """Send JSON-RPC batches; False (set, or found out) for nodes without them."""
+
     def __init__(self, url: str, relayer_key: str, timeout_s: float = 30.0) -> None:
         if not relayer_key:
             raise ChainError("a JSON-RPC chain needs a relayer key (0x-hex private key)")
@@ -99,18 +102,26 @@ class JsonRpcChain(Web3Backend):
 
     def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
         """All ``calls`` in one HTTP POST (JSON-RPC 2.0 "Batch"), responses matched to
-        requests by id. A single error object for the whole batch (some nodes answer
-        rate limits that way) raises TransientRpcError or ChainError. web3's own
-        ``batch_requests`` is not used: it refuses ``eth_sendRawTransaction`` and turns
-        one missing receipt into an exception for the whole batch."""
+        requests by id.
+
+        A single error object for the whole batch means nothing ran: a rate limit raises
+        TransientRpcError (retried); anything else (a node or gateway without batch
+        support) switches this backend to one request per call from then on
+        (:attr:`batches`). web3's own ``batch_requests`` is not used: it refuses
+        ``eth_sendRawTransaction`` and turns one missing receipt into an exception for
+        the whole batch.
+        """
         if not calls:
             return []
+        if not self.batches:
+            return super()._rpc_batch(calls)
         response = self.w3.provider.make_batch_request(calls)  # type: ignore[attr-defined]
         if not isinstance(response, list):
             error = response.get("error") or {}
             if rpc_error_is_transient(error):
                 raise TransientRpcError(error)
-            raise ChainError(f"batch refused by {self.url}: {error}")
+            self.batches = False
+            return super()._rpc_batch(calls)
         if len(response) != len(calls):
             raise ChainError(f"{self.url} answered {len(response)} of {len(calls)} batch calls")
         return [dict(r) for r in response]

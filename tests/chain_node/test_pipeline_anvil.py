@@ -72,8 +72,8 @@ class Proxy:
     """An HTTP proxy in front of a node that records every request body and can answer
     429 (``throttle`` requests), forward and then never answer (``swallow``: the node
     processes the request, the client hears nothing until its timeout), or refuse single
-    calls of a batch itself (``refuse(call)`` returns an error message: the call is not
-    forwarded and gets that JSON-RPC error)."""
+    calls itself (``refuse(call)`` returns an error message: the call is not forwarded
+    and gets that JSON-RPC error), or refuse every batch (``no_batches``)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -82,6 +82,7 @@ class Proxy:
         self.throttled: Callable[[Any], bool] = lambda body: True
         self.swallow: Callable[[Any], bool] = lambda body: False
         self.refuse: Callable[[dict[str, Any]], str | None] = lambda call: None
+        self.no_batches = False
         self.release = threading.Event()
         proxy = self
 
@@ -118,6 +119,9 @@ class Proxy:
     def forward(self, body: Any) -> bytes:
         """The upstream's answer to ``body``, minus the calls that ``refuse`` takes."""
         refused: list[dict[str, Any]] = []
+        if isinstance(body, list) and self.no_batches:
+            error = {"code": -32600, "message": "batch requests are not supported"}
+            return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
         if isinstance(body, dict):
             message = self.refuse(body)
             if message is not None:
@@ -511,5 +515,26 @@ def test_lost_answer_to_a_send_is_not_sent_twice(
         assert chain.w3.eth.get_transaction_count(chain.relayer) == start + count  # type: ignore[arg-type]
         sends = sum(_sends_raw(b) for b in proxy.bodies[before:])
         assert sends == 2  # the lost one and the resend
+    finally:
+        chain.close()
+
+
+def test_node_without_batches_gets_one_request_per_call(
+    proxy: Proxy, tmp_path: Path, probe_artifact: Any
+) -> None:
+    chain = open_jsonrpc(proxy.url, ANVIL_KEY)
+    try:
+        probe = _deploy_probe(chain, probe_artifact)
+        proxy.no_batches = True
+        before = len(proxy.bodies)
+        results = chain.send_many([probe.functions.increment()] * 4)
+        assert all(isinstance(r, TxResult) and r.status == 1 for r in results)
+        assert chain.batches is False
+        batches = [b for b in proxy.bodies[before:] if isinstance(b, list)]
+        assert len(batches) == 1  # the refused one; every later call went alone
+        singles = [b["method"] for b in proxy.bodies[before:] if isinstance(b, dict)]
+        assert singles.count("eth_estimateGas") == 4
+        assert singles.count("eth_sendRawTransaction") == 4
+        assert chain.call(probe.functions.count()) == 4
     finally:
         chain.close()
