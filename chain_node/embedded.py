@@ -46,10 +46,11 @@ that fails without explicit gas is taken out of the block again (nothing sent, n
 unused). py-evm's own ``MiningChain.apply_transaction`` rebuilds the block's tries per
 transaction (quadratic: 100 txs took 18 s); :meth:`EmbeddedChain._fill_block` builds them
 once, and the receipts of the last block read are kept decoded (one decode per block).
-Measured (``python -m chain_node.bench --many 100``, FULL, load average 3.5-4): 190-330
-tx/s in calls of 100 against 70-110 tx/s for ``send`` one at a time (x2.4-3); ~240 tx/s
-in calls of 1000 (tries and bloom grow with the block). Per tx: 3.1 ms in a send_many of
-50 vs 7.7 ms per send and 4.3 ms for py-evm alone mining one pre-signed tx per block.
+Measured (``python -m chain_node.bench --many 100``, FULL, load average 3.3-4.2, four
+runs): 190-330 tx/s in calls of 100 against 70-110 tx/s for ``send`` one at a time
+(x2.4-3.2); ~240 tx/s in calls of 1000 (tries and bloom grow with the block). Per tx:
+3.1 ms in a send_many of 50 vs 7.7 ms per send and 4.3 ms for py-evm alone mining one
+pre-signed tx per block.
 
 Measured with ``python -m chain_node.bench`` on the shared 2-core dev box (Python 3.11,
 py-evm 0.12.1b1) while other jobs kept the load average at 5-7, so ranges:

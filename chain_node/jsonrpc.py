@@ -27,10 +27,12 @@ self-transfer, so the later ones are not stuck behind a gap.
 Measured against anvil 1.7.1 (auto-mine) on the shared 2-core dev box with
 ``python -m chain_node.bench --anvil``: ``send`` of ``Probe.increment()``, one at a time,
 ~120 tx/s (estimate, send, receipt poll: 3-4 HTTP round trips per transaction).
-``python -m chain_node.bench -n 1000 --many 100 --anvil`` (load average 3.5-4):
-``send_many`` in calls of 100: 380-610 tx/s against 70-130 tx/s for ``send`` in the same
-run (x4.6-5.5; anvil still mines one block per transaction). pytest-benchmark
-(``make bench``): 1.3 ms per tx in a ``send_many`` of 50, 7.2 ms per ``send``.
+``python -m chain_node.bench -n 1000 --many 100 --anvil`` (load average 3.3-4.2, four
+runs): ``send_many`` in calls of 100: 370-610 tx/s against 70-130 tx/s for ``send`` in
+the same run (x3.1-5.5; anvil still mines one block per transaction); calls of 20:
+360-400 tx/s (x4.6-5.0). pytest-benchmark (``make bench``): 1.3 ms per tx in a
+``send_many`` of 50, 7.2 ms per ``send``. Client floor: eth-account signs one EIP-1559
+tx in ~1.07 ms (coincurve backend), so one thread signs at most ~900 tx/s.
 """
 
 from __future__ import annotations
