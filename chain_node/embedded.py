@@ -605,13 +605,16 @@ class EmbeddedChain(Web3Backend):
             tx = self._relayer_tx(to, data, fees, gas=tx_gas, nonce=nonce)
             evm_tx = builder.decode(bytes(self._account.sign_transaction(tx).raw_transaction))
             failure: ChainError | None = None
+            # with the gas left in a partly filled block the tx may fail only for lack of
+            # gas (below intrinsic gas: invalid; else out of gas): retry in a fresh block
+            short_of_gas = gas is None and free < TX_GAS_CAP and bool(txs)
             try:
                 receipt, computation = vm.apply_transaction(header, evm_tx)
-            except Exception as exc:  # invalid (gas above the block's, funds)
-                failure = self._map(exc)
+            except Exception as exc:  # invalid (gas below intrinsic, funds)
+                failure = _RETRY_IN_NEW_BLOCK if short_of_gas else self._map(exc)
             else:
                 if computation.is_error and gas is None:
-                    if isinstance(computation.error, OutOfGas) and free < TX_GAS_CAP and txs:
+                    if isinstance(computation.error, OutOfGas) and short_of_gas:
                         failure = _RETRY_IN_NEW_BLOCK
                     else:
                         failure = backend._revert_of(computation)

@@ -88,3 +88,26 @@ def test_send_many_survives_reopen(tmp_path: Path, probe_artifact: Any) -> None:
         assert nonces == [11, 12]
     finally:
         again.close()
+
+
+def test_a_full_block_spills_into_the_next(tmp_path: Path, probe_artifact: Any) -> None:
+    """More increments than one 30M-gas block holds: the txs that no longer fit (too
+    little gas left, even below the intrinsic 21,000) go into a second block."""
+    chain = open_chain(tmp_path, synchronous="NORMAL")
+    try:
+        probe = _probe(chain, probe_artifact)
+        head = chain.block_number()
+        results = chain.send_many([probe.functions.increment()] * 1100)
+        assert all(isinstance(r, TxResult) for r in results)
+        mined = [r for r in results if isinstance(r, TxResult)]
+        blocks = [r.block_number for r in mined]
+        assert blocks == sorted(blocks)
+        assert set(blocks) == {head + 1, head + 2}
+        first = chain.w3.eth.get_block(head + 1)
+        # the first block was filled until the next tx could not fit
+        assert first["gasLimit"] - first["gasUsed"] < mined[-1].gas_used
+        assert chain.call(probe.functions.count()) == 1100
+        nonces = [chain.w3.eth.get_transaction(r.tx_hash)["nonce"] for r in mined[985:995]]  # type: ignore[arg-type]
+        assert nonces == list(range(986, 996))
+    finally:
+        chain.close()
