@@ -4,11 +4,15 @@
 >>> chain = open_chain(Path("data"), url="http://127.0.0.1:8545", relayer_key="0x...")
 >>> result = chain.send(contract.functions.grant(...))     # TxResult, or ChainRevert
 >>> contract.events.Granted().process_receipt(result.receipt)
+>>> outcomes = chain.send_many([fn1, fn2, fn3])            # one TxResult/ChainError each
 
 Modules: ``abc`` (ChainBackend, TxResult), ``errors`` (ChainError tree, revert decoding),
 ``embedded`` (py-evm via eth-tester on SQLite, chain id 27560), ``jsonrpc`` (HTTP node),
 ``store`` (the SQLite key-value store under py-evm), ``anvil`` (start/stop anvil for
-tests and load tests), ``bench`` (``python -m chain_node.bench [--anvil]``).
+tests and load tests), ``bench`` (``python -m chain_node.bench [--anvil] [--many N]``).
+Transaction pipeline: ``nonces`` (NonceManager: the relayer's nonces under one lock),
+``retry`` (Backoff/Retrier: exponential backoff with jitter on transient node errors),
+``pipeline`` (replacement fee bumps, send-error classification, receipt formatting).
 
 Errors: every backend method raises ChainError subclasses only — ChainRevert (decoded
 custom error / ``Error(string)`` / ``Panic``; register error ABIs with

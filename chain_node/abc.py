@@ -9,12 +9,15 @@ picks one by configuration. A single conformance suite
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import web3
     from web3.contract.contract import ContractFunction
+
+    from .errors import ChainError
 
 __all__ = ["ChainBackend", "TxResult"]
 
@@ -28,6 +31,8 @@ class TxResult:
     gas_used: gas units. contract_address: checksum address for a deployment, else None.
     receipt: the web3 receipt (AttributeDict), e.g. for
     ``contract.events.X().process_receipt(result.receipt)``.
+    replaced: hashes of earlier transactions with the same nonce that this one replaced
+    (``send_many`` fee bumps), oldest first; none of them is mined.
     """
 
     tx_hash: str
@@ -36,6 +41,7 @@ class TxResult:
     gas_used: int
     contract_address: str | None
     receipt: Any
+    replaced: tuple[str, ...] = ()
 
 
 class ChainBackend(ABC):
@@ -84,6 +90,37 @@ class ChainBackend(ABC):
         under a lock, so concurrent threads never collide. ``gas`` (units) skips the
         estimate. Raises ChainRevert (decoded with the registered errors) when the
         pre-flight estimate reverts or the receipt has status 0.
+        """
+
+    @abstractmethod
+    def send_many(
+        self,
+        fns: Sequence[ContractFunction],
+        *,
+        gas: int | None = None,
+        stuck_after_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> list[TxResult | ChainError]:
+        """Send ``fns`` as relayer transactions with consecutive nonces; wait for all.
+
+        Returns one outcome per function, in order: a :class:`TxResult` (mined, status 1),
+        a ``ChainRevert`` (refused by the pre-flight estimate: not sent, no nonce used, or
+        mined with status 0: ``tx_hash`` set), ``ChainTimeout`` (not mined within
+        ``timeout_s`` seconds, default ``receipt_timeout_s``; ``tx_hash`` = the last one
+        sent for that nonce) or another ``ChainError`` (refused by the node for good).
+        One bad item never sinks the others.
+
+        JSON-RPC: estimates, ``eth_sendRawTransaction`` and receipt polls each go as one
+        HTTP batch (JSON-RPC 2.0 "Batch"); transient node errors are retried with
+        backoff (:mod:`chain_node.retry`); a transaction not mined ``stuck_after_s``
+        seconds (default ``stuck_after_s`` attribute) after it was sent is replaced by
+        the same nonce with fees bumped >= 12.5 % (:mod:`chain_node.pipeline`).
+        Embedded: all in one block (one commit), reverts decoded exactly.
+        ``gas`` (units) for every item skips the estimates; estimates run against the
+        latest block, each alone, so pass ``gas`` when items depend on earlier ones.
+
+        Raises ChainUnavailable (``tx_hashes`` = the signed transactions, which may have
+        reached the node) when the node stops answering; the nonce counter resyncs.
         """
 
     @abstractmethod

@@ -30,6 +30,18 @@ def _probe(chain: ChainBackend) -> Any:
     return chain.w3.eth.contract(address=deployed.contract_address, abi=art["abi"])  # type: ignore[call-overload]
 
 
+def send_many_per_second(chain: ChainBackend, n: int, batch: int) -> float:
+    """Transactions per second through ``send_many`` (Probe.increment, ``n`` in calls
+    of ``batch``), after a warm-up call. Every item must land (else AssertionError)."""
+    fn = _probe(chain).functions.increment()
+    chain.send_many([fn] * 5)
+    start = time.perf_counter()
+    for done in range(0, n, batch):
+        results = chain.send_many([fn] * min(batch, n - done))
+        assert all(getattr(r, "status", 0) == 1 for r in results), results
+    return n / (time.perf_counter() - start)
+
+
 def sends_per_second(chain: ChainBackend, n: int) -> float:
     """Transactions per second through ``send`` (Probe.increment, one at a time)."""
     fn = _probe(chain).functions.increment()
@@ -153,12 +165,41 @@ def raw_pyevm_per_second(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def compare_bulk(n: int, batch: int, anvil: bool) -> None:
+    """Print tx/s of ``send`` one at a time and of ``send_many`` on the embedded chain
+    (synchronous=FULL) and, with ``anvil``, on a fresh anvil node."""
+
+    def report(name: str, chain: ChainBackend) -> None:
+        one, many = sends_per_second(chain, n), send_many_per_second(chain, n, batch)
+        chain.close()
+        print(f"{name}: send={one:.3g} tx/s send_many({batch})={many:.3g} tx/s x{many / one:.3g}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report("embedded FULL", open_embedded(Path(tmp)))
+    if anvil:
+        from .anvil import start_anvil
+        from .jsonrpc import open_jsonrpc
+
+        with start_anvil() as node:
+            report("jsonrpc (anvil)", open_jsonrpc(node.url, node.relayer_key))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=200, help="sends to time per backend")
     parser.add_argument("--blocks", type=int, default=1000, help="blocks for the start test")
     parser.add_argument("--anvil", action="store_true", help="also measure against anvil")
+    parser.add_argument(
+        "--many",
+        type=int,
+        default=0,
+        metavar="BATCH",
+        help="only compare send vs send_many (calls of BATCH txs) on each backend",
+    )
     args = parser.parse_args()
+    if args.many:
+        compare_bulk(args.n, args.many, args.anvil)
+        return
     raw = raw_pyevm_per_second(args.n)
     print(f"raw py-evm (in memory, pre-signed, no estimate): tx_per_s={raw:.3g}")
     for sync in ("FULL", "NORMAL"):

@@ -40,6 +40,18 @@ pending block; a failure rolls the pending block back (nothing mined, nonce unus
 raises ChainRevert with the exact revert data; a success is mined and committed. With
 explicit gas the tx goes through eth-tester like any raw tx and is mined even if it fails.
 
+Bulk (``send_many``): the items are applied to the pending block one after another and
+mined as one block, so N transactions cost one commit (one fsync) instead of N; an item
+that fails without explicit gas is taken out of the block again (nothing sent, nonce
+unused). py-evm's own ``MiningChain.apply_transaction`` rebuilds the block's tries per
+transaction (quadratic: 100 txs took 18 s); :meth:`EmbeddedChain._fill_block` builds them
+once, and the receipts of the last block read are kept decoded (one decode per block).
+Measured (``python -m chain_node.bench --many 100``, FULL, load average 3.3-4.2, four
+runs): 190-330 tx/s in calls of 100 against 70-110 tx/s for ``send`` one at a time
+(x2.4-3.2); ~240 tx/s in calls of 1000 (tries and bloom grow with the block). Per tx:
+3.1 ms in a send_many of 50 vs 7.7 ms per send and 4.3 ms for py-evm alone mining one
+pre-signed tx per block.
+
 Measured with ``python -m chain_node.bench`` on the shared 2-core dev box (Python 3.11,
 py-evm 0.12.1b1) while other jobs kept the load average at 5-7, so ranges:
 
@@ -62,14 +74,15 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
-from eth.exceptions import CanonicalHeadNotFound
+from eth.exceptions import CanonicalHeadNotFound, OutOfGas
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
 from eth.vm.spoof import SpoofTransaction
@@ -99,7 +112,11 @@ from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from ._web3 import Web3Backend, tx_result
 from .abc import TxResult
 from .errors import ChainError, ChainRevert, ChainUnavailable, ErrorRegistry
+from .nonces import NonceManager
 from .store import SqliteKV
+
+if TYPE_CHECKING:
+    from web3.contract.contract import ContractFunction
 
 __all__ = ["CHAIN_ID", "EmbeddedChain", "open_embedded"]
 
@@ -108,6 +125,7 @@ TX_GAS_CAP = 2**24
 """Gas limit of a relayer tx without explicit gas: 16,777,216, the per-transaction cap of
 EIP-7825 (Osaka), so such a tx is valid on later forks too."""
 RELAYER_BALANCE_WEI = to_wei(10**9, "ether")
+_RETRY_IN_NEW_BLOCK = ChainError("out of gas in a partly filled block")
 _META_OFFSET = "time_offset_s"
 _META_CHAIN_ID = "chain_id"
 
@@ -158,6 +176,7 @@ class _DurablePyEVMBackend(PyEVMBackend):
         self._store = store
         self._errors = errors
         self.broken: BaseException | None = None
+        self._receipts_cache: tuple[bytes, Any] = (b"", ())
         raw = store.get_meta(_META_OFFSET)
         self.time_offset = int(raw.decode()) if raw else 0
 
@@ -227,10 +246,21 @@ class _DurablePyEVMBackend(PyEVMBackend):
         is_pending = block.number == self.chain.get_block().number
         return serialize_transaction(block, transaction, index, is_pending)
 
+    def _receipts_of(self, block: Any, is_pending: bool) -> Any:
+        """The receipts of ``block``; those of the last mined block asked for are kept, so
+        reading every receipt of an N-tx block (``send_many``) decodes them once, not N
+        times. Mined blocks never change here (no reorgs), so the cache cannot go stale."""
+        if is_pending:
+            return block.get_receipts(self.chain.chaindb)
+        key = bytes(block.hash)
+        if self._receipts_cache[0] != key:
+            self._receipts_cache = (key, block.get_receipts(self.chain.chaindb))
+        return self._receipts_cache[1]
+
     def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
         block, transaction, index = self._find_transaction(transaction_hash)
         is_pending = block.number == self.chain.get_block().number
-        receipts = block.get_receipts(self.chain.chaindb)
+        receipts = self._receipts_of(block, is_pending)
         return serialize_transaction_receipt(
             block, receipts, transaction, index, is_pending, self.chain.get_vm()
         )
@@ -422,7 +452,13 @@ class EmbeddedChain(Web3Backend):
         w3 = Web3(_LockedProvider(self.tester, self._lock, self))
         super().__init__(w3, key, CHAIN_ID)
         self._errors = errors  # shared with the py-evm backend's decoder
-        self._nonce_lock = self._lock
+        # nonces from the pending block's state, under the chain lock (py-evm is the pool)
+        self.nonces = NonceManager(self._state_nonce, self._lock)
+
+    def _state_nonce(self) -> int:
+        """The relayer's nonce in the pending block's state (caller holds the lock)."""
+        address = Address(bytes.fromhex(self.relayer[2:]))
+        return int(self._backend.chain.get_vm().state.get_nonce(address))
 
     def _open_chain(self, key: str) -> ConsentgateChain:
         db = AtomicDB(self._store)
@@ -480,39 +516,159 @@ class EmbeddedChain(Web3Backend):
         backend.restamp()
         header = chain.header
         fees = self._current_fees()
-        if self._next_nonce is None:
-            address = Address(bytes.fromhex(self.relayer[2:]))
-            self._next_nonce = int(chain.get_vm().state.get_nonce(address))
-        tx: dict[str, Any] = {
-            "data": data,
-            "value": 0,
-            "gas": min(header.gas_limit - header.gas_used, TX_GAS_CAP),
-            "nonce": self._next_nonce,
-            "chainId": CHAIN_ID,
-            **fees,
-        }
-        if "maxFeePerGas" in fees:
-            tx["type"] = 2
-        if to is not None:
-            tx["to"] = to
+        gas = min(header.gas_limit - header.gas_used, TX_GAS_CAP)
+        tx = self._relayer_tx(to, data, fees, gas=gas, nonce=self.nonces.peek())
         signed = self._account.sign_transaction(tx)
         evm_tx = chain.get_vm().get_transaction_builder().decode(bytes(signed.raw_transaction))
         try:
             _, _, computation = chain.apply_transaction(evm_tx)
         except Exception as exc:  # invalid tx (nonce, balance): nothing was applied
             chain.header = header
-            self._next_nonce = None
+            self.nonces.resync()
             raise self._map(exc) from exc
         if computation.is_error:
             chain.header = header  # the pending block as before: nothing mined
             raise backend._revert_of(computation)
-        self._next_nonce += 1
+        self.nonces.advance(1)
         try:
             self.tester.mine_blocks(1)  # mine and commit (see _DurablePyEVMBackend.mine_blocks)
         except Exception as exc:  # the backend is now stopped (ChainUnavailable from here on)
             raise self._map(exc) from exc
         tx_hash = "0x" + bytes(evm_tx.hash).hex()
         return tx_result(tx_hash, self.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
+
+    def send_many(
+        self,
+        fns: Sequence[ContractFunction],
+        *,
+        gas: int | None = None,
+        stuck_after_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> list[TxResult | ChainError]:
+        """All of ``fns`` applied to the pending block in order and mined as one block
+        (a new block starts when the gas limit is reached): one commit (one fsync) per
+        block instead of per transaction. ``gas`` None: as :meth:`_apply_or_roll_back`,
+        each tx gets the gas still free and one that fails is rolled back (ChainRevert,
+        not sent, nonce unused). ``gas`` set: failing txs are mined with status 0
+        (ChainRevert with ``tx_hash``, decoded from the execution itself).
+        ``stuck_after_s``/``timeout_s`` are ignored: the block is mined at once."""
+        items: list[tuple[str | None, str]] = [
+            (fn.address, fn._encode_transaction_data()) for fn in fns
+        ]
+        with self._lock:
+            self._check_open()
+            return self._apply_many(items, gas)
+
+    def _apply_many(
+        self, items: list[tuple[str | None, str]], gas: int | None
+    ) -> list[TxResult | ChainError]:
+        results: list[TxResult | ChainError | None] = [None] * len(items)
+        fees = self._current_fees()
+        pos = 0
+        while pos < len(items):
+            pos = self._fill_block(items, pos, gas, fees, results)
+        return [r if r is not None else ChainError("no outcome") for r in results]
+
+    def _fill_block(
+        self,
+        items: list[tuple[str | None, str]],
+        pos: int,
+        gas: int | None,
+        fees: dict[str, int],
+        results: list[TxResult | ChainError | None],
+    ) -> int:
+        """Apply ``items[pos:]`` to the pending block until it is full, then mine and
+        commit it; return the index of the first item left for the next block.
+
+        py-evm's ``MiningChain.apply_transaction`` rebuilds the block's transaction and
+        receipt tries for every transaction (quadratic in the block size: 100 txs took
+        18 s); here the VM applies them one after another and the tries are built once,
+        as ``MiningChain.mine_all`` does. A failing tx (``gas`` None) is taken out by
+        re-applying the ones kept so far on a fresh VM (failures are the exception).
+        """
+        backend, chain = self._backend, self._backend.chain
+        backend.restamp()
+        vm = chain.get_vm(chain.header)
+        base_block = vm.get_block()
+        header = base_block.header
+        txs: list[Any] = []
+        receipts: list[Any] = []
+        applied: list[tuple[int, str, ChainRevert | None]] = []
+        nonce = self.nonces.peek()
+        builder = vm.get_transaction_builder()
+        while pos < len(items):
+            to, data = items[pos]
+            free = header.gas_limit - header.gas_used
+            tx_gas = min(free, TX_GAS_CAP) if gas is None else gas
+            if tx_gas > free and txs:
+                break  # full: the rest goes into the next block
+            tx = self._relayer_tx(to, data, fees, gas=tx_gas, nonce=nonce)
+            evm_tx = builder.decode(bytes(self._account.sign_transaction(tx).raw_transaction))
+            failure: ChainError | None = None
+            # with the gas left in a partly filled block the tx may fail only for lack of
+            # gas (below intrinsic gas: invalid; else out of gas): retry in a fresh block
+            short_of_gas = gas is None and free < TX_GAS_CAP and bool(txs)
+            try:
+                receipt, computation = vm.apply_transaction(header, evm_tx)
+            except Exception as exc:  # invalid (gas below intrinsic, funds)
+                failure = _RETRY_IN_NEW_BLOCK if short_of_gas else self._map(exc)
+            else:
+                if computation.is_error and gas is None:
+                    if isinstance(computation.error, OutOfGas) and short_of_gas:
+                        failure = _RETRY_IN_NEW_BLOCK
+                    else:
+                        failure = backend._revert_of(computation)
+            if failure is not None:
+                # py-evm cannot revert one transaction of a block in progress (applying
+                # the next one locks the journal): re-apply the ones kept on a fresh VM.
+                vm = chain.get_vm(chain.header)
+                header = base_block.header
+                for kept, kept_receipt in zip(txs, receipts, strict=True):
+                    vm.apply_transaction(header, kept)
+                    header = vm.add_receipt_to_header(header, kept_receipt)
+                if failure is _RETRY_IN_NEW_BLOCK:
+                    break
+                results[pos] = failure  # taken out: nothing sent, nonce unused
+                pos += 1
+                continue
+            header = vm.add_receipt_to_header(header, receipt)
+            txs.append(evm_tx)
+            receipts.append(receipt)
+            revert = backend._revert_of(computation) if computation.is_error else None
+            applied.append((pos, "0x" + bytes(evm_tx.hash).hex(), revert))
+            nonce += 1
+            pos += 1
+        if not applied:
+            return pos
+        vm.state.persist()
+        block = vm.set_block_transactions_and_withdrawals(
+            base_block,
+            header.copy(state_root=vm.state.state_root),
+            tuple(txs),
+            tuple(receipts),
+        )
+        chain.header = block.header
+        self.nonces.advance(len(applied))
+        try:
+            self.tester.mine_blocks(1)  # mine and commit, as in _apply_or_roll_back
+        except Exception as exc:
+            raise self._map(exc) from exc
+        self._receipts_into(applied, results)
+        return pos
+
+    def _receipts_into(
+        self,
+        applied: list[tuple[int, str, ChainRevert | None]],
+        results: list[TxResult | ChainError | None],
+    ) -> None:
+        """Fill ``results`` for the txs of the block just mined, in one pass over it."""
+        for i, tx_hash, revert in applied:
+            receipt = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            if revert is None:
+                results[i] = tx_result(tx_hash, receipt)
+            else:
+                revert.tx_hash = tx_hash
+                results[i] = revert
 
     def block_number(self) -> int:
         with self._lock:

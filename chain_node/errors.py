@@ -42,6 +42,7 @@ __all__ = [
     "ErrorRegistry",
     "decode_revert",
     "revert_from_exception",
+    "revert_from_rpc_error",
 ]
 
 
@@ -52,9 +53,14 @@ class ChainError(Exception):
 
 
 class ChainUnavailable(ChainError, ConnectionError):
-    """The chain node cannot be reached (connection refused, timeout, closed backend)."""
+    """The chain node cannot be reached (connection refused, timeout, closed backend).
+
+    ``tx_hashes``: set by ``send_many`` — the transactions signed for that call (0x hex),
+    which may or may not have reached the node; look them up before sending again.
+    """
 
     code = "chain_unavailable"
+    tx_hashes: tuple[str, ...] = ()
 
 
 class ChainTimeout(ChainError, TimeoutError):
@@ -269,12 +275,7 @@ def revert_from_exception(
     if isinstance(exc, Web3RPCError):
         rpc = exc.rpc_response or {}
         err = rpc.get("error") if isinstance(rpc, dict) else None
-        if isinstance(err, dict) and "revert" in str(err.get("message", "")).lower():
-            data = _hex_to_bytes(err.get("data"))
-            if data:
-                return ChainRevert.from_data(data, errors)
-            return _from_reason(str(err.get("message", "")))
-        return None
+        return revert_from_rpc_error(err, errors) if isinstance(err, dict) else None
     if type(exc).__name__ == "TransactionFailed":  # eth_tester.exceptions, imported lazily
         message = str(exc.args[0]) if exc.args else ""
         raw = _data_from_message(message)
@@ -282,6 +283,20 @@ def revert_from_exception(
             return ChainRevert.from_data(raw, errors)
         return _from_reason(message)
     return None
+
+
+def revert_from_rpc_error(
+    error: Mapping[str, Any], errors: ErrorRegistry | None = None
+) -> ChainRevert | None:
+    """Map a JSON-RPC error object (``{"code", "message", "data"}``) to ChainRevert when
+    it reports a revert (geth/anvil ``"execution reverted"``, code 3, revert data in
+    ``data``), else return None."""
+    if "revert" not in str(error.get("message", "")).lower():
+        return None
+    data = _hex_to_bytes(error.get("data"))
+    if data:
+        return ChainRevert.from_data(data, errors)
+    return _from_reason(str(error.get("message", "")))
 
 
 def _hex_to_bytes(value: Any) -> bytes:

@@ -27,3 +27,17 @@ def test_send_increment(benchmark: Any, chain: ChainBackend, probe: Any) -> None
 def test_raw_pyevm_floor(benchmark: Any) -> None:
     step = raw_pyevm_sender(ROUNDS + 2)
     benchmark.pedantic(step, rounds=ROUNDS, warmup_rounds=2)
+
+
+BULK = 50
+
+
+def test_send_many_increment(benchmark: Any, chain: ChainBackend, probe: Any) -> None:
+    """One ``send_many`` of BULK increments per round: per-transaction time is the round
+    time / BULK, to compare with ``test_send_increment``."""
+    fns = [probe.functions.increment()] * BULK
+    before = chain.call(probe.functions.count())
+    results = benchmark.pedantic(chain.send_many, args=(fns,), rounds=5, warmup_rounds=1)
+    assert len(results) == BULK and all(getattr(r, "status", 0) == 1 for r in results)
+    sent = chain.call(probe.functions.count()) - before
+    assert sent in (BULK, 6 * BULK)  # one call when disabled, rounds + warm-up when enabled

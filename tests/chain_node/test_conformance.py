@@ -19,6 +19,15 @@ PROBE_REFUSED = "0x" + keccak(text="ProbeRefused(address,uint256)")[:4].hex()
 OTHER = "0x00000000000000000000000000000000DeaDBeef"
 
 
+def _in_threads(count: int, work: Any) -> None:
+    """Run ``work(slot)`` for slot 0..count-1, one thread each; wait for all."""
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
 def _assert_tx(result: TxResult) -> None:
     assert re.fullmatch(r"0x[0-9a-f]{64}", result.tx_hash)
     assert result.status == 1
@@ -175,11 +184,7 @@ class TestConformance:
                 with lock:
                     results.append(r)
 
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
+        _in_threads(threads, lambda _slot: work())
         assert errors == []
         total = threads * per_thread
         assert len(results) == total
@@ -235,3 +240,127 @@ class TestConformanceReads:
         assert tx["from"] == chain.relayer
         with pytest.raises(TransactionNotFound):
             chain.w3.eth.get_transaction_receipt("0x" + "ab" * 32)  # type: ignore[arg-type]
+
+
+def _nonce_of(chain: ChainBackend, tx_hash: str) -> int:
+    return int(chain.w3.eth.get_transaction(tx_hash)["nonce"])  # type: ignore[arg-type]
+
+
+class TestConformanceBulk:
+    """``send_many``: the bulk pipeline, the same outcomes on every backend."""
+
+    def test_send_many_lands_all_with_consecutive_nonces(
+        self, chain: ChainBackend, probe: Any
+    ) -> None:
+        start_nonce = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        results = chain.send_many([probe.functions.increment() for _ in range(25)])
+        assert len(results) == 25
+        assert all(isinstance(r, TxResult) and r.status == 1 for r in results)
+        tx_results = [r for r in results if isinstance(r, TxResult)]
+        assert [_nonce_of(chain, r.tx_hash) for r in tx_results] == list(
+            range(start_nonce, start_nonce + 25)
+        )
+        assert chain.call(probe.functions.count()) == 30
+        # events in order, one per tx, and receipts as w3 returns them
+        counts = [
+            probe.events.Incremented().process_receipt(r.receipt)[0]["args"]["newCount"]
+            for r in tx_results
+        ]
+        assert counts == list(range(6, 31))
+        last = tx_results[-1]
+        assert dict(last.receipt) == dict(
+            chain.w3.eth.get_transaction_receipt(last.tx_hash)  # type: ignore[arg-type]
+        )
+        assert all(r.replaced == () for r in tx_results)
+        assert chain.send_many([]) == []
+
+    def test_one_bad_item_does_not_sink_the_others(self, chain: ChainBackend, probe: Any) -> None:
+        start_nonce = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        fns = [
+            probe.functions.increment(),
+            probe.functions.failCustom(OTHER, 7),
+            probe.functions.increment(),
+            probe.functions.failString("withdrawn"),
+            probe.functions.increment(),
+        ]
+        results = chain.send_many(fns)
+        assert [type(r).__name__ for r in results] == [
+            "TxResult",
+            "ChainRevert",
+            "TxResult",
+            "ChainRevert",
+            "TxResult",
+        ]
+        custom, string = results[1], results[3]
+        assert isinstance(custom, ChainRevert) and isinstance(string, ChainRevert)
+        assert (custom.name, custom.args, custom.tx_hash) == ("ProbeRefused", (OTHER, 7), None)
+        assert (string.name, string.args, string.tx_hash) == ("Error", ("withdrawn",), None)
+        # refused before sending: no nonce used, no gap
+        mined = [r for r in results if isinstance(r, TxResult)]
+        assert [_nonce_of(chain, r.tx_hash) for r in mined] == [
+            start_nonce,
+            start_nonce + 1,
+            start_nonce + 2,
+        ]
+        assert chain.call(probe.functions.count()) == 8
+        assert chain.send(probe.functions.increment()).status == 1  # the next nonce follows
+
+    def test_explicit_gas_mines_failing_items_with_status_0(
+        self, chain: ChainBackend, probe: Any
+    ) -> None:
+        start_nonce = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        fns = [
+            probe.functions.increment(),
+            probe.functions.failCustom(chain.relayer, 9),
+            probe.functions.increment(),
+        ]
+        results = chain.send_many(fns, gas=200_000)
+        failed = results[1]
+        assert isinstance(failed, ChainRevert)
+        assert (failed.name, failed.args) == ("ProbeRefused", (chain.relayer, 9))
+        assert failed.tx_hash is not None
+        receipt = chain.w3.eth.get_transaction_receipt(failed.tx_hash)  # type: ignore[arg-type]
+        assert receipt["status"] == 0
+        hashes = [r.tx_hash for r in results if isinstance(r, TxResult | ChainRevert)]
+        assert [_nonce_of(chain, h) for h in hashes if h] == [
+            start_nonce,
+            start_nonce + 1,
+            start_nonce + 2,
+        ]
+        assert chain.call(probe.functions.count()) == 7
+
+    def test_concurrent_senders_single_and_bulk(self, chain: ChainBackend, probe: Any) -> None:
+        """16 threads, each 3 single sends and one send_many of 4: every tx lands, nonces
+        unique and contiguous."""
+        threads, singles, bulk = 16, 3, 4
+        results: list[TxResult] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        start_nonce = chain.w3.eth.get_transaction_count(chain.relayer)  # type: ignore[arg-type]
+        barrier = threading.Barrier(threads)
+
+        def work(slot: int) -> None:
+            barrier.wait()
+            try:
+                got: list[Any] = []
+                for k in range(singles + 1):
+                    if k == slot % (singles + 1):
+                        got.extend(chain.send_many([probe.functions.increment()] * bulk))
+                    else:
+                        got.append(chain.send(probe.functions.increment()))
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                results.extend(got)
+
+        _in_threads(threads, work)
+        assert errors == []
+        total = threads * (singles + bulk)
+        assert len(results) == total
+        assert all(isinstance(r, TxResult) and r.status == 1 for r in results)
+        assert len({r.tx_hash for r in results}) == total
+        nonces = sorted(_nonce_of(chain, r.tx_hash) for r in results)
+        assert nonces == list(range(start_nonce, start_nonce + total))
+        assert chain.call(probe.functions.count()) == 5 + total
