@@ -224,11 +224,20 @@ def demo(
 def reindex() -> None:
     """Rebuild the index's projections from the chain (stop the server first when it
     runs the embedded chain on the same data folder)."""
+    from authz.errors import ConsentgateError
     from authz.settings import get_settings
 
     svc = _open(get_settings())
     try:
-        cursor = svc.reindex()
+        try:
+            cursor = svc.reindex()
+        except ConsentgateError as exc:
+            typer.echo(
+                f"consentgate: reindex refused ({exc.code}): {exc.detail}; the index "
+                "was left as it was",
+                err=True,
+            )
+            raise typer.Exit(2) from None
         typer.echo(
             json.dumps(
                 {

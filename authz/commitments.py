@@ -390,46 +390,117 @@ def _withdrawal_signer(doc: dict[str, Any], w: dict[str, Any]) -> str:
     return typed_data.recover_signer(typed_data.digest(td), w["signature"])
 
 
-def replay_batches(svc: Services) -> int:
-    """Rebuild the batched part of the index from the published batch files.
+def _onchain_batches(svc: Services) -> dict[int, dict[str, Any]]:
+    """Every ``BatchAnchored`` event of the trusted anchor, read from the chain itself."""
+    logs = svc.ledger.anchor.events.BatchAnchored().get_logs(from_block=svc.ledger.deploy_block)
+    return {
+        int(ev["args"]["batchId"]): {
+            "roots": (
+                _h(ev["args"]["consentRoot"]),
+                _h(ev["args"]["statusRoot"]),
+                _h(ev["args"]["auditRoot"]),
+            ),
+            "tx_hash": _h(ev["transactionHash"]),
+            "block_number": int(ev["blockNumber"]),
+        }
+        for ev in logs
+    }
 
-    Replays ``DATA_DIR/batches/*.json`` in order, recomputing all three trees, and
-    refuses (``ConsentgateError`` ``batch_mismatch``) a batch whose roots differ from
-    the ``BatchAnchored`` event on chain; batches the chain does not have yet are left
-    for the worker. Returns the number of batches projected.
+
+def _refuse(batch_id: int, why: str) -> ConsentgateError:
+    return ConsentgateError(f"batch file {batch_id}: {why}", code="batch_mismatch")
+
+
+def verify_batches(svc: Services) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Check every published batch file against the chain before anything is rebuilt.
+
+    Per batch, in order: every batch the chain anchored has its file; the file is for
+    this chain and registry; each consent's id is the EIP-712 digest of its own terms
+    (so terms cannot be edited) and its index is the next leaf; each withdrawal names a
+    consent already in the tree, at that consent's index, for its subject, signed by the
+    subject or by whoever signed the grant (its guardian); and the three recomputed
+    roots equal those of the ``BatchAnchored`` event. Returns ``(document, on-chain
+    batch)`` pairs of the anchored batches; raises ``ConsentgateError``
+    ``batch_mismatch`` / ``batch_missing`` naming the first bad file.
     """
-    consents = merkle.IncrementalTree()
-    status = merkle.StatusList(0)
-    audit = merkle.IncrementalTree()
-    done = 0
+    onchain = _onchain_batches(svc)
     batch_dir = svc.settings.data_dir / "batches"
-    ids = sorted(int(p.stem) for p in batch_dir.glob("*.json")) if batch_dir.exists() else []
-    for batch_id in ids:
-        doc = json.loads((batch_dir / f"{batch_id}.json").read_text(encoding="utf-8"))
-        consents.extend(
-            [merkle.consent_leaf(_b(c["consent_id"]), _b(c["signature"])) for c in doc["consents"]]
+    files = {int(p.stem) for p in batch_dir.glob("*.json")} if batch_dir.exists() else set()
+    missing = sorted(set(onchain) - files)
+    if missing:
+        raise ConsentgateError(
+            f"batch files missing for anchored batches {missing[:10]}", code="batch_missing"
         )
+    ds = eip712.domain_separator(svc.ledger.chain_id, svc.ledger.address)
+    consents, status, audit = (
+        merkle.IncrementalTree(),
+        merkle.StatusList(0),
+        merkle.IncrementalTree(),
+    )
+    leaf_of: dict[str, tuple[int, str, str]] = {}  # consent id -> (index, subject, signer)
+    out = []
+    for batch_id in sorted(onchain):
+        try:
+            doc = json.loads((batch_dir / f"{batch_id}.json").read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise _refuse(batch_id, f"not JSON ({exc})") from None
+        if (
+            doc.get("batch_id") != batch_id
+            or doc.get("chain_id") != svc.ledger.chain_id
+            or str(doc.get("registry", "")).lower() != svc.ledger.address.lower()
+        ):
+            raise _refuse(batch_id, "not a batch of this chain and registry")
+        cs = doc["consents"]
+        digests = eip712.grant_digests(ds, [c["message"] for c in cs]) if cs else []
+        signers = (
+            eip712.recover_signers(
+                [_b(c["consent_id"]) for c in cs], [_b(c["signature"]) for c in cs]
+            )
+            if cs
+            else []
+        )
+        for c, digest, signer in zip(cs, digests, signers, strict=True):
+            if _h(digest) != str(c["consent_id"]).lower():
+                raise _refuse(batch_id, f"consent {c['consent_id']} does not match its terms")
+            if int(c["index"]) != consents.size or signer is None:
+                raise _refuse(batch_id, f"consent {c['consent_id']} is out of place")
+            leaf_of[c["consent_id"]] = (consents.size, c["message"]["subject"], signer)
+            consents.append(merkle.consent_leaf(digest, _b(c["signature"])))
         status.resize(consents.size)
         for w in doc["withdrawals"]:
-            status.set(int(w["index"]))
+            known = leaf_of.get(w["consent_id"])
+            m = w["message"]
+            if (
+                known is None
+                or int(w["index"]) != known[0]
+                or str(m.get("consentId", "")).lower() != w["consent_id"].lower()
+                or m.get("subject") != known[1]
+                or _withdrawal_signer(doc, w) not in (known[1], known[2])
+            ):
+                raise _refuse(batch_id, f"withdrawal of {w['consent_id']} does not hold")
+            status.set(known[0])
         audit.extend([merkle.audit_leaf(a["event"]) for a in doc["audit"]])
-        with svc.db.sessions() as s:
-            onchain = s.get(AnchoredBatch, batch_id)
-        if onchain is None:
-            break
-        roots = (_h(consents.root()), _h(status.root()), _h(audit.root()))
-        if roots != (onchain.consent_root, onchain.status_root, onchain.audit_root):
-            raise ConsentgateError(
-                f"batch file {batch_id} does not match the roots anchored in tx {onchain.tx_hash}",
-                code="batch_mismatch",
+        if (_h(consents.root()), _h(status.root()), _h(audit.root())) != onchain[batch_id]["roots"]:
+            raise _refuse(
+                batch_id, f"roots differ from those anchored in tx {onchain[batch_id]['tx_hash']}"
             )
-        with svc.db.session() as s:
+        out.append((doc, onchain[batch_id]))
+    return out
+
+
+def replay_batches(
+    svc: Services, verified: list[tuple[dict[str, Any], dict[str, Any]]] | None = None
+) -> int:
+    """Project the verified batch files (see :func:`verify_batches`) into the index, in
+    one transaction. Returns the number of batches projected."""
+    batches = verify_batches(svc) if verified is None else verified
+    with svc.db.session() as s:
+        for doc, onchain in batches:
             project_batch(
                 s,
                 doc,
-                onchain.tx_hash,
-                onchain.block_number,
-                svc.ledger.block_time(onchain.block_number),
+                onchain["tx_hash"],
+                onchain["block_number"],
+                svc.ledger.block_time(onchain["block_number"]),
             )
-        done += 1
-    return done
+    return len(batches)

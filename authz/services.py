@@ -76,11 +76,13 @@ class Services:
 
     def reindex(self) -> int:
         """Rebuild every projection: chain events, then the published batch files
-        (checked against the roots on chain). Returns the indexed block."""
-        from authz.commitments import replay_batches
+        (all checked against the chain first: a bad or missing file refuses the whole
+        reindex and leaves the index as it was). Returns the indexed block."""
+        from authz.commitments import replay_batches, verify_batches
 
+        verified = verify_batches(self)  # refuse bad batch files before touching anything
         cursor = self.indexer.reindex()
-        replay_batches(self)
+        replay_batches(self, verified)
         return cursor
 
     def close(self) -> None:

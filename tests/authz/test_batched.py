@@ -188,29 +188,50 @@ def test_reindex_replays_batch_files_and_equals_live(benv: Env) -> None:
 
 
 def test_batch_file_tampering_is_refused(benv: Env) -> None:
+    """The review's attacks: edited terms, a retargeted withdrawal, a missing file. Each
+    refuses the whole reindex and leaves the index as it was."""
     import json
 
-    from authz.commitments import replay_batches
+    from authz.commitments import verify_batches
     from authz.errors import ConsentgateError
 
+    dept = benv.department()
+    signed = _grant_many(benv, dept, 2)
+    benv.withdraw(signed[0][1]["consent_id"], signed[0][0])
     batch_dir = benv.svc.settings.data_dir / "batches"
-    path = next(
-        p
-        for p in sorted(batch_dir.glob("*.json"), key=lambda p: int(p.stem))
-        if json.loads(p.read_text())["consents"]
-    )
-    original = path.read_text()
-    doc = json.loads(original)
-    doc["consents"][0]["message"]["validUntil"] += 1  # terms the citizen did not sign
-    doc["consents"][0]["consent_id"] = "0x" + "ab" * 32
-    try:
+    files = sorted(batch_dir.glob("*.json"), key=lambda p: int(p.stem))
+    with_consents = next(p for p in files if json.loads(p.read_text())["consents"])
+    with_withdrawal = next(p for p in files if json.loads(p.read_text())["withdrawals"])
+
+    def edited(path: Path, change: Any) -> None:
+        doc = json.loads(path.read_text())
+        change(doc)
         path.write_text(json.dumps(doc))
-        with pytest.raises(ConsentgateError) as err:
-            replay_batches(benv.svc)
-        assert err.value.code == "batch_mismatch"
-    finally:
-        path.write_text(original)
-    assert replay_batches(benv.svc) >= 1
+
+    def terms(doc: dict[str, Any]) -> None:
+        doc["consents"][0]["message"]["purpose"] = "marketing"
+
+    def retarget(doc: dict[str, Any]) -> None:
+        doc["withdrawals"][0]["index"] = doc["withdrawals"][0]["index"] + 1
+
+    with worker_paused(benv):
+        for path, change, code in [
+            (with_consents, terms, "batch_mismatch"),
+            (with_withdrawal, retarget, "batch_mismatch"),
+            (files[-1], None, "batch_missing"),
+        ]:
+            original = path.read_text()
+            try:
+                if change is None:
+                    path.unlink()
+                else:
+                    edited(path, change)
+                with pytest.raises(ConsentgateError) as err:
+                    benv.svc.reindex()
+                assert err.value.code == code
+            finally:
+                path.write_text(original)
+        assert len(verify_batches(benv.svc)) == len(files)
 
 
 def test_every_outbox_item_anchored_once(benv: Env) -> None:
