@@ -438,25 +438,46 @@ def accept_grants(
         seen.add(req.consent_id)
         verified.append((pos, req, sig))
     if verified:
-        with svc.db.session() as s:
-            ids = [req.consent_id for _, req, _ in verified]
-            existing = {
-                i.dedupe_key: i
-                for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
-            }
-            legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
-            added: list[tuple[int, OutboxItem]] = []
-            for pos, req, sig in verified:
-                if req.consent_id in existing:
-                    results[pos] = _duplicate(existing[req.consent_id])
-                    continue
-                if req.consent_id in legacy:
-                    results[pos] = Conflict(
-                        "this consent request was already granted",
-                        code="duplicate_grant",
-                        consent_id=req.consent_id,
-                    )
-                    continue
+        try:
+            accepted = _commit_grants(svc, verified, results, one_by_one=False)
+        except IntegrityError:  # a concurrent request inserted one of these items first
+            accepted = _commit_grants(svc, verified, results, one_by_one=True)
+        for pos, acc in accepted:
+            results[pos] = acc
+        svc.wake_anchoring()
+    return [r for r in results if r is not None]
+
+
+def _commit_grants(
+    svc: Services,
+    verified: list[tuple[int, ConsentRequest, str]],
+    results: list[Accepted | ConsentgateError | None],
+    one_by_one: bool,
+) -> list[tuple[int, Accepted]]:
+    """Insert the verified grants (and their audit events) in one transaction; with
+    ``one_by_one`` each in its own savepoint, so an item a concurrent request inserted
+    first becomes that item's ``duplicate_grant`` and the others still go in."""
+    added: list[tuple[int, OutboxItem]] = []
+    with svc.db.session() as s:
+        ids = [req.consent_id for _, req, _ in verified]
+        existing = {
+            i.dedupe_key: i
+            for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
+        }
+        legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
+        for pos, req, sig in verified:
+            if req.consent_id in existing:
+                results[pos] = _duplicate(existing[req.consent_id])
+                continue
+            if req.consent_id in legacy:
+                results[pos] = Conflict(
+                    "this consent request was already granted",
+                    code="duplicate_grant",
+                    consent_id=req.consent_id,
+                )
+                continue
+            savepoint = s.begin_nested() if one_by_one else None
+            try:
                 item = outbox.enqueue(
                     s,
                     "grant",
@@ -476,13 +497,22 @@ def accept_grants(
                         "at_ms": outbox.now_ms(),
                     },
                 )
-                added.append((pos, item))
-            s.flush()
-            accepted = [(pos, accepted_from(item)) for pos, item in added]
-        for pos, acc in accepted:
-            results[pos] = acc
-        svc.wake_anchoring()
-    return [r for r in results if r is not None]
+                if savepoint is not None:
+                    s.flush()
+                    savepoint.commit()
+            except IntegrityError:
+                if savepoint is None:
+                    raise
+                savepoint.rollback()
+                results[pos] = Conflict(
+                    "this consent request was already granted",
+                    code="duplicate_grant",
+                    consent_id=req.consent_id,
+                )
+                continue
+            added.append((pos, item))
+        s.flush()
+        return [(pos, accepted_from(item)) for pos, item in added]
 
 
 def grant(svc: Services, request_id: str, signature: str) -> Accepted:

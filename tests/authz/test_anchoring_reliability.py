@@ -135,3 +135,43 @@ def test_a_stalled_worker_racing_the_lease_holder_anchors_nothing_twice(tmp_path
         assert len(logs) == 20
     finally:
         env.svc.close()
+
+
+def test_concurrent_batches_sharing_items_each_item_once(tmp_path: Path) -> None:
+    """Two channels relay overlapping batches at the same moment: no 500, every item
+    accepted exactly once, the others answered duplicate_grant."""
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        dept = env.department()
+        body = []
+        for _ in range(40):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            body.append(
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            )
+        batches = [body[:30], body[10:], body[5:35]]
+        answers: list = [None] * 3
+
+        def post(i: int) -> None:
+            answers[i] = env.client.post("/v1/consent-batches", json={"items": batches[i]})
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        accepted = [r["consent_id"] for a in answers for r in a.json()["results"] if r["accepted"]]
+        assert len(accepted) == len(set(accepted)) == 40
+        refused = [
+            r["problem"]["code"] for a in answers for r in a.json()["results"] if not r["accepted"]
+        ]
+        assert set(refused) <= {"duplicate_grant"} and len(refused) == 30 + 30 + 30 - 40
+        with env.svc.db.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(OutboxItem)) == 40
+    finally:
+        env.svc.close()
