@@ -180,12 +180,17 @@ class AnchorWorker:
         if not items and not audit_rows:
             return 0
         items = self._well_formed(items)
-        if self.mode == "batched":
-            self.commitments.anchor_batch(items, audit_rows, with_consents=True)
-            self.waiters.notify()
-            return len(items) + len(audit_rows)
         grants = [i for i in items if i.kind == "grant"]
         withdrawals = [i for i in items if i.kind == "withdrawal"]
+        # a withdrawal goes where its consent was anchored, whatever the mode is now
+        in_tree = self._anchored_in_tree(withdrawals)
+        tree_ws = [w for w in withdrawals if w.seq in in_tree]
+        direct_ws = [w for w in withdrawals if w.seq not in in_tree]
+        if self.mode == "batched":
+            self.commitments.anchor_batch(grants + tree_ws, audit_rows, with_consents=True)
+            grants, audit_rows_left = [], []
+        else:
+            audit_rows_left = audit_rows
         for start in range(0, len(grants), DIRECT_CHUNK):
             self._direct(
                 grants[start : start + DIRECT_CHUNK],
@@ -193,17 +198,49 @@ class AnchorWorker:
                 "grant",
                 lambda i: grant_args(i.payload["message"]),
             )
-        for start in range(0, len(withdrawals), DIRECT_CHUNK):
+        for start in range(0, len(direct_ws), DIRECT_CHUNK):
             self._direct(
-                withdrawals[start : start + DIRECT_CHUNK],
+                direct_ws[start : start + DIRECT_CHUNK],
                 "withdrawBatch",
                 "withdraw",
                 lambda i: withdrawal_args(i.payload["message"]),
             )
+        if self.mode == "direct" and tree_ws:
+            self.commitments.anchor_batch(tree_ws, audit_rows_left, with_consents=True)
+            audit_rows_left = []
         self.waiters.notify()  # grants and withdrawals are anchored: answer their waiters
-        if audit_rows:
-            self.commitments.anchor_batch([], audit_rows, with_consents=False)
+        if audit_rows_left:
+            self.commitments.anchor_batch([], audit_rows_left, with_consents=False)
         return len(items) + len(audit_rows)
+
+    def _anchored_in_tree(self, withdrawals: list[OutboxItem]) -> set[int]:
+        """Withdrawals (by seq) whose consent is a leaf of the consent tree (batched) —
+        or will be: its grant is still pending and this worker runs in batched mode."""
+        if not withdrawals:
+            return set()
+        ids = [w.consent_id for w in withdrawals]
+        with self.svc.db.sessions() as s:
+            leaves = dict(
+                s.execute(
+                    select(OutboxItem.dedupe_key, OutboxItem.leaf_index).where(
+                        OutboxItem.dedupe_key.in_(ids), OutboxItem.kind == "grant"
+                    )
+                ).all()
+            )
+            records = set(
+                s.scalars(
+                    select(Consent.consent_id).where(
+                        Consent.consent_id.in_(ids), Consent.leaf_index.is_(None)
+                    )
+                )
+            )
+        out = set()
+        for w in withdrawals:
+            if w.consent_id in records:
+                continue  # a registry record: withdraw it on the registry
+            if leaves.get(w.consent_id) is not None or self.mode == "batched":
+                out.add(w.seq)
+        return out
 
     def _well_formed(self, items: list[OutboxItem]) -> list[OutboxItem]:
         """Items whose payload builds a call; any other is marked failed, so one corrupt

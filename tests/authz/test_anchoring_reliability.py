@@ -175,3 +175,44 @@ def test_concurrent_batches_sharing_items_each_item_once(tmp_path: Path) -> None
             assert s.scalar(select(func.count()).select_from(OutboxItem)) == 40
     finally:
         env.svc.close()
+
+
+def test_switching_anchor_mode_keeps_withdrawals_anchorable(tmp_path: Path) -> None:
+    """A withdrawal is anchored where its consent was: registry records stay registry
+    records after a switch to batched mode, tree leaves stay leaves after a switch back."""
+
+    def states(env: object) -> dict[str, tuple[str, str | None]]:
+        with env.svc.db.sessions() as s:  # type: ignore[attr-defined]
+            return {
+                f"{r.kind}:{r.consent_id}": (r.state, r.error_code)
+                for r in s.scalars(select(OutboxItem))
+            }
+
+    env = open_env(tmp_path, anchor_mode="direct")
+    dept = env.department()
+    a_key = Account.create()
+    a = env.request(dept, a_key.address)
+    assert env.grant(a, a_key).json()["anchor"] == "anchored"
+    env.svc.close()
+
+    env = open_env(tmp_path, anchor_mode="batched", batch_wait_ms=10)
+    try:
+        out = env.withdraw(a["consent_id"], a_key)
+        assert out.status_code == 200 and out.json()["anchor"] == "anchored", out.text
+        b_key = Account.create()
+        b = env.request(dept, b_key.address)
+        assert env.grant(b, b_key).json()["anchor"] == "anchored"
+    finally:
+        env.svc.close()
+
+    env = open_env(tmp_path, anchor_mode="direct")
+    try:
+        out = env.withdraw(b["consent_id"], b_key)
+        assert out.status_code == 200 and out.json()["anchor"] == "anchored", out.text
+        assert env.check(dept, a_key.address)["reason"] == "consent_withdrawn"
+        assert env.check(dept, b_key.address)["reason"] == "consent_withdrawn"
+        assert {v for v in states(env).values()} == {("anchored", None)}
+        registry = env.svc.ledger.registry.functions
+        assert env.svc.chain.call(registry.getConsent(bytes.fromhex(a["consent_id"][2:])))[4]
+    finally:
+        env.svc.close()
