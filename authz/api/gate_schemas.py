@@ -3,9 +3,17 @@ revocations, status lists, trust list, gates."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from authz.api.schemas import Address, Name, ShortText, Strict
 
@@ -75,7 +83,22 @@ class GateCreated(BaseModel):
 
 class Scan(Strict):
     qr: Qr
-    scanned_at: StrictInt | StrictFloat = Field(description="Unix seconds")
+    scanned_at: StrictInt | StrictFloat = Field(
+        description="Unix seconds, or an RFC 3339 date-time with offset"
+    )
+
+    @field_validator("scanned_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError("scanned_at: Unix seconds or RFC 3339 with offset") from None
+            if parsed.tzinfo is None:
+                raise ValueError("scanned_at: RFC 3339 needs a time zone offset")
+            return parsed.timestamp()
+        return value
 
 
 class ValidationBatch(Strict):
