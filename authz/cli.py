@@ -178,7 +178,7 @@ def serve(
     svc.start_anchoring()
     try:
         uvicorn.run(
-            create_app(settings, services=svc),
+            create_app(settings, services=svc, close_on_shutdown=True),
             host=settings.host,
             port=settings.port,
             log_level="info",

@@ -13,14 +13,24 @@ from authz.services import Services, open_services
 from authz.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Build the app. With ``services`` given (tests), the caller owns their lifetime;
-    otherwise they are opened at startup from ``settings`` and closed at shutdown."""
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    close_on_shutdown: bool = False,
+) -> FastAPI:
+    """Build the app. With ``services`` given the caller owns their lifetime unless
+    ``close_on_shutdown`` (``consentgate serve``: closing in the lifespan runs before
+    uvicorn re-raises SIGTERM, so the anchoring lease is released on a graceful stop);
+    without, they are opened at startup from ``settings`` and closed at shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is not None:
-            yield
+            try:
+                yield
+            finally:
+                if close_on_shutdown:
+                    services.close()
             return
         svc = open_services(settings or get_settings())
         svc.start_anchoring()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -46,3 +47,30 @@ def test_demo_then_sigkill_and_restart(tmp_path: Path) -> None:
         assert out["status"] == "withdrawn"
         assert api.check(dept, citizen.address, purpose, categories)["allowed"] is False
         assert [e["allowed"] for e in api.access_log(citizen.address, session)] == [False, True]
+
+
+def test_graceful_stop_releases_the_anchoring_lease(tmp_path: Path) -> None:
+    """uvicorn re-raises SIGTERM after shutdown; the lease must be given up before that,
+    or the next start waits for it to expire."""
+    import json
+
+    from authz.db import Database
+    from authz.models import Meta
+    from authz.outbox import LEASE_KEY
+    from authz.settings import Settings
+
+    def lease() -> dict[str, object]:
+        db = Database(Settings(data_dir=tmp_path).db_url())
+        try:
+            with db.sessions() as s:
+                row = s.get(Meta, LEASE_KEY)
+                return json.loads(row.value) if row is not None else {"owner": ""}
+        finally:
+            db.close()
+
+    with server(tmp_path, free_port()):
+        deadline = time.monotonic() + 30
+        while lease()["owner"] == "" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lease()["owner"] != ""  # the worker holds it while serving
+    assert lease()["owner"] == ""  # given up on SIGTERM
