@@ -159,6 +159,24 @@ def test_resubmission_is_idempotent(benv: Env) -> None:
     assert item["accepted"] is False and item["consent_id"] == req["consent_id"]
     assert item["problem"]["code"] == "duplicate_grant"
     assert item["problem"]["anchor"] == "anchored"
+    assert item["problem"]["status"] == 409 and item["problem"]["state"] == "anchored"
+    single = benv.client.post(
+        "/v1/consents",
+        json={"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])},
+    )
+    assert single.status_code == 409 and single.json()["status"] == 409
+
+
+def test_proof_of_a_pending_consent_is_409_not_yet_anchored(tmp_path: Path) -> None:
+    env = open_env(tmp_path, start_worker=False, anchor_mode="batched")
+    try:
+        dept, citizen = env.department(), Account.create()
+        req = env.request(dept, citizen.address)
+        assert env.grant(req, citizen, wait="accepted").json()["anchor"] == "pending"
+        resp = env.client.get(f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"])
+        assert resp.status_code == 409 and resp.json()["code"] == "not_yet_anchored"
+    finally:
+        env.svc.close()
 
 
 def test_reindex_replays_batch_files_and_equals_live(benv: Env) -> None:
