@@ -203,3 +203,102 @@ def anchoring(
     )
     out["ratio"] = round(out["grants_per_s"] / out["baseline_grants_per_s"], 1)
     return out
+
+
+def checks_under_anchoring(grants: int = 10_000, checks: int = 400) -> dict[str, Any]:
+    """Access-check latency idle vs while ``grants`` grants are accepted and anchored.
+
+    A fresh embedded chain in batched mode; ``checks`` sequential access checks are
+    timed first on an idle service, then while ``grants`` pre-signed grants are posted
+    (batches of 250, 2 threads) and anchored. Returns p50/p99 in ms for both and the
+    ratio of the p99s (issue 4 target: <= 2).
+    """
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from authz.settings import Settings
+
+    def percentile(values: list[float], q: float) -> float:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(len(values) * q))], 2)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp), anchor_mode="batched", batch_max=2000, batch_wait_ms=100
+        )
+        svc, server, thread = _serve_in_thread(settings)
+        try:
+            with Client(f"http://127.0.0.1:{settings.port}", timeout=300) as api:
+                dept = api.register_department(
+                    svc.registrar_token, "Bench Dept", Account.create().address, ["bench"]
+                )
+                citizen = Account.create()
+                api.grant(
+                    api.request_consent(dept, request_body(citizen.address, "bench", ["identity"])),
+                    citizen,
+                )
+                body = {
+                    "subject": citizen.address,
+                    "purpose": "bench",
+                    "pii_categories": ["identity"],
+                }
+
+                def timed_checks() -> list[float]:
+                    out = []
+                    for _ in range(checks):
+                        t0 = time.perf_counter()
+                        api.http.post(
+                            "/v1/access-checks", headers=dept["headers"], json=body
+                        ).raise_for_status()
+                        out.append((time.perf_counter() - t0) * 1000)
+                    return out
+
+                idle = timed_checks()
+                bodies: list[list[dict[str, str]]] = [[]]
+                for _ in range(grants):
+                    c = Account.create()
+                    req = api.request_consent(dept, request_body(c.address, "bench", ["identity"]))
+                    if len(bodies[-1]) >= 250:
+                        bodies.append([])
+                    bodies[-1].append(
+                        {
+                            "request_id": req["request_id"],
+                            "signature": sign_typed(c, req["typed_data"]),
+                        }
+                    )
+                done = threading.Event()
+
+                def load() -> None:
+                    with ThreadPoolExecutor(2) as pool:
+                        list(
+                            pool.map(
+                                lambda b: api.http.post(
+                                    "/v1/consent-batches",
+                                    params={"wait": "anchored"},
+                                    json={"items": b},
+                                ),
+                                bodies,
+                            )
+                        )
+                    done.set()
+
+                loader = threading.Thread(target=load)
+                loader.start()
+                busy = timed_checks()
+                loader.join()
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            svc.close()
+    return {
+        "grants": grants,
+        "checks": checks,
+        "idle_p50_ms": percentile(idle, 0.5),
+        "idle_p99_ms": percentile(idle, 0.99),
+        "busy_p50_ms": percentile(busy, 0.5),
+        "busy_p99_ms": percentile(busy, 0.99),
+        "p99_ratio": round(percentile(busy, 0.99) / percentile(idle, 0.99), 2),
+        "load_finished_during_checks": done.is_set(),
+    }

@@ -284,6 +284,18 @@ def bench_anchoring(
     typer.echo(json.dumps(anchoring(grants, chain)))
 
 
+@bench_app.command("checks")
+def bench_checks(
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    grants: Annotated[int, typer.Option(help="grants anchored meanwhile", min=1)] = 10_000,
+    checks: Annotated[int, typer.Option(help="timed access checks per phase", min=10)] = 400,
+) -> None:
+    """Access-check p50/p99 idle vs while grants are being anchored (issue 4)."""
+    from authz.bench import checks_under_anchoring
+
+    typer.echo(json.dumps(checks_under_anchoring(grants, checks)))
+
+
 @bench_app.command("signatures")
 def bench_signatures(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
