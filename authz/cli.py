@@ -151,6 +151,10 @@ def audit_verify(
 app.add_typer(gate_app, name="gate")
 
 
+UrlOption = Annotated[str | None, typer.Option(help="service base URL (default: from settings)")]
+TokenOption = Annotated[str | None, typer.Option(help="registrar token (default: from DATA_DIR)")]
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="overrides CONSENTGATE_HOST")] = None,
@@ -202,12 +206,8 @@ def _open(settings: Any) -> Any:
 
 @app.command()
 def demo(
-    url: Annotated[
-        str | None, typer.Option(help="service base URL (default: from settings)")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="registrar token (default: from DATA_DIR)")
-    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Walk through the whole flow against a running server over real HTTP."""
     from authz.demo import run_demo
@@ -254,12 +254,8 @@ def reindex() -> None:
 @bench_app.command("grants")
 def bench_grants(
     count: Annotated[int, typer.Option(help="number of grants", min=1)] = 200,
-    url: Annotated[
-        str | None, typer.Option(help="service base URL (default: from settings)")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="registrar token (default: from DATA_DIR)")
-    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Grants per second through the API, one at a time, against a running server."""
     from authz.bench import grants_sequential

@@ -30,6 +30,7 @@ from typing import Any
 import cbor2
 
 from fastpath.tokens import Result, StatusList, TrustList, codes
+from fastpath.tokens.claims import sc1_summary
 from fastpath.tokens.trust import key_from_spec
 
 SKEW_S = 10.0
@@ -174,19 +175,7 @@ def sc1_claims(result: Result) -> dict[str, Any]:
         return result.claims
     try:
         claims = cbor2.loads(payload)
-        cert = _cert_claims(claims[codes.CLAIM_SC1_DEVICE_CERT])
-        out: dict[str, Any] = {
-            "cti": claims[codes.CLAIM_CTI].hex(),
-            "iat": claims[codes.CLAIM_IAT],
-            "exp": claims[codes.CLAIM_EXP],
-            "sub": cert[codes.CLAIM_SUB].hex(),
-            "status_index": cert[codes.CLAIM_SC1_STATUS_INDEX],
-            "cert_iat": cert.get(codes.CLAIM_IAT),
-            "cert_exp": cert[codes.CLAIM_EXP],
-        }
-        if codes.CLAIM_NBF in claims:
-            out["nbf"] = claims[codes.CLAIM_NBF]
-        return out
+        return sc1_summary(claims, _cert_claims(claims[codes.CLAIM_SC1_DEVICE_CERT]))
     except (cbor2.CBORDecodeError, KeyError, TypeError, IndexError, AttributeError, ValueError):
         return result.claims
 

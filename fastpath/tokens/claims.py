@@ -45,6 +45,12 @@ def claims_of(profile: str, payload: bytes) -> dict[str, Any]:
     if profile != "sc1":
         return jsonable(claims)
     cert = cbor.decode(_cose_payload(claims[codes.CLAIM_SC1_DEVICE_CERT]))
+    return sc1_summary(claims, cert)
+
+
+def sc1_summary(claims: Any, cert: Any) -> dict[str, Any]:
+    """The ``SC1:`` claims a result reports, from the token's claims map and its device
+    certificate's claims map (however they were decoded)."""
     out: dict[str, Any] = {
         "cti": claims[codes.CLAIM_CTI].hex(),
         "iat": claims[codes.CLAIM_IAT],
