@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from sqlalchemy import func, select
@@ -11,7 +12,19 @@ from sqlalchemy import func, select
 from authz.client import sign_typed
 from authz.models import Consent, OutboxItem
 from authz.outbox import Lease
-from tests.authz.conftest import open_env
+from tests.authz.conftest import Env, open_env
+
+
+def signed_items(env: Env, dept: dict[str, Any], n: int) -> list[dict[str, str]]:
+    """``n`` consent requests of fresh citizens, signed: batch-endpoint items."""
+    items = []
+    for _ in range(n):
+        citizen = Account.create()
+        req = env.request(dept, citizen.address)
+        items.append(
+            {"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])}
+        )
+    return items
 
 
 def test_one_bad_item_does_not_sink_the_batch(tmp_path: Path) -> None:
@@ -54,16 +67,7 @@ def test_two_workers_on_one_database_never_anchor_twice(tmp_path: Path) -> None:
     env = open_env(tmp_path, start_worker=False)
     try:
         dept = env.department()
-        body = []
-        for _ in range(30):
-            citizen = Account.create()
-            req = env.request(dept, citizen.address)
-            body.append(
-                {
-                    "request_id": req["request_id"],
-                    "signature": sign_typed(citizen, req["typed_data"]),
-                }
-            )
+        body = signed_items(env, dept, 30)
         env.client.post("/v1/consent-batches", json={"items": body})
         from authz.anchoring import AnchorWorker
 
@@ -109,16 +113,7 @@ def test_a_stalled_worker_racing_the_lease_holder_anchors_nothing_twice(tmp_path
     env = open_env(tmp_path, start_worker=False)
     try:
         dept = env.department()
-        body = []
-        for _ in range(20):
-            citizen = Account.create()
-            req = env.request(dept, citizen.address)
-            body.append(
-                {
-                    "request_id": req["request_id"],
-                    "signature": sign_typed(citizen, req["typed_data"]),
-                }
-            )
+        body = signed_items(env, dept, 20)
         env.client.post("/v1/consent-batches", json={"items": body})
         workers = [AnchorWorker(env.svc), AnchorWorker(env.svc)]
         threads = [threading.Thread(target=w.run_once, kwargs={"force": True}) for w in workers]
@@ -143,16 +138,7 @@ def test_concurrent_batches_sharing_items_each_item_once(tmp_path: Path) -> None
     env = open_env(tmp_path, start_worker=False)
     try:
         dept = env.department()
-        body = []
-        for _ in range(40):
-            citizen = Account.create()
-            req = env.request(dept, citizen.address)
-            body.append(
-                {
-                    "request_id": req["request_id"],
-                    "signature": sign_typed(citizen, req["typed_data"]),
-                }
-            )
+        body = signed_items(env, dept, 40)
         batches = [body[:30], body[10:], body[5:35]]
         answers: list = [None] * 3
 
