@@ -12,7 +12,15 @@ with the chain and marks anchored every item whose event is already there (a cra
 the transaction but before the outbox update); the registry itself refuses a second
 grant of the same consent. One bad item does not sink the batch: when the batch
 reverts, each item is simulated (``eth_call``), the refused ones are marked ``failed``
-with the decoded reason and the rest are sent again.
+with the decoded reason and the rest are sent again (a refusal meaning "already on
+chain" marks the item anchored instead).
+
+``batched`` mode hands grants, withdrawals and audit events to
+:meth:`authz.commitments.Commitments.anchor_batch` (one ``ConsentAnchor.anchor``
+transaction per batch). In both modes audit events are anchored through the audit tree,
+on their own clock (``CONSENTGATE_AUDIT_WAIT_MS``) when no consent batch carries them, and
+a withdrawal is anchored where its consent was (registry record or tree leaf), so a
+change of mode loses nothing.
 
 If the chain cannot be reached, items stay ``pending`` and the worker retries with
 exponential backoff (capped at 5 s); acceptance and checks keep working meanwhile.
