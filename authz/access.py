@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from authz import audit
 from authz.consents import rfc3339
@@ -29,6 +29,15 @@ from authz.models import (
     DepartmentState,
 )
 from authz.services import Services
+
+# The check path's queries, built once (statement construction costs more than the
+# SQLite lookup itself on this path).
+_ACTIVE = select(DepartmentState.active).where(DepartmentState.address == bindparam("address"))
+_CANDIDATES = select(Consent).where(
+    Consent.subject == bindparam("subject"),
+    Consent.controller == bindparam("controller"),
+    Consent.purpose_hash == bindparam("purpose_hash"),
+)
 
 # Reasons, most decisive last: when no consent allows the access, the reason reported
 # is that of the candidate that came closest.
@@ -85,18 +94,19 @@ def check_access(
     decision_reason = "no_consent"
     chosen: Consent | None = None
     with svc.db.sessions() as s:
-        state = s.get(DepartmentState, dept.address)
+        active = s.scalar(_ACTIVE, {"address": dept.address})
         candidates: Sequence[Consent] = []
         withdrawn: set[str] = set()
-        if state is None or not state.active:
+        if not active:
             decision_reason = "department_suspended"
         else:
             candidates = s.scalars(
-                select(Consent).where(
-                    Consent.subject == subject,
-                    Consent.controller == dept.address,
-                    Consent.purpose_hash == text_hash(purpose),
-                )
+                _CANDIDATES,
+                {
+                    "subject": subject,
+                    "controller": dept.address,
+                    "purpose_hash": text_hash(purpose),
+                },
             ).all()
             if candidates:
                 withdrawn = set(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from authz.errors import Conflict, NotFound, Unauthorized
@@ -107,11 +107,14 @@ def set_suspended(svc: Services, department_id: str, suspended: bool) -> str:
     return result.tx_hash
 
 
+_BY_KEY_HASH = select(Department).where(Department.api_key_hash == bindparam("digest"))
+
+
 def authenticate(svc: Services, api_key: str) -> Department:
     """The department owning ``api_key``; raises :class:`Unauthorized` ``invalid_api_key``."""
     digest = secret_hash(api_key)
     with svc.db.sessions() as s:
-        dept = s.scalar(select(Department).where(Department.api_key_hash == digest))
+        dept = s.scalar(_BY_KEY_HASH, {"digest": digest})
     if dept is None or not hmac.compare_digest(dept.api_key_hash, digest):
         raise Unauthorized("unknown department API key", code="invalid_api_key")
     return dept
