@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     - ``CONSENTGATE_BATCH_WAIT_MS``: longest an accepted item waits for a fuller batch
       (milliseconds, default 50).
     - ``CONSENTGATE_AUDIT_WAIT_MS``: longest an audit event (an access check) waits
-      before an audit-only anchoring batch is sent (milliseconds, default 1000).
+      before an audit-only anchoring batch is sent (milliseconds, default 10000: each
+      batch is a chain transaction, and an audit trail a few seconds behind is fine).
     - ``CONSENTGATE_WAIT_TIMEOUT_S``: how long ``?wait=anchored`` blocks at most.
     - ``CONSENTGATE_REQUEST_TTL_S``: how long a consent request's signature deadline
       runs (seconds, default 7 days).
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=50, ge=0, le=600_000)
     wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
-    audit_wait_ms: int = Field(default=1000, ge=0, le=3_600_000)
+    audit_wait_ms: int = Field(default=10_000, ge=0, le=3_600_000)
     request_ttl_s: int = 7 * 24 * 3600
     registrar_token: str = ""
     public_url: str = ""
