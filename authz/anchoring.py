@@ -279,9 +279,7 @@ class AnchorWorker:
                 )
                 if ev is not None:
                     found[item.seq] = (ev.tx_hash, ev.block_number)
-                elif item.kind == "grant" and s.get(Consent, item.consent_id) is not None:
-                    c = s.get(Consent, item.consent_id)
-                    assert c is not None
+                elif item.kind == "grant" and (c := s.get(Consent, item.consent_id)):
                     found[item.seq] = (c.granted_tx, c.granted_block)
         return found
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from authz import outbox, typed_data
 from authz.errors import Conflict, ConsentgateError, NotFound
+from authz.ids import from_hex, to_hex
 from authz.ledger import grant_args
 from authz.models import (
     AnchoredBatch,
@@ -48,14 +49,6 @@ from authz.services import Services
 from fastpath import eip712, merkle
 
 AUDIT_MAX = 20_000
-
-
-def _b(hex_text: str) -> bytes:
-    return bytes.fromhex(hex_text[2:] if hex_text.startswith("0x") else hex_text)
-
-
-def _h(raw: bytes) -> str:
-    return "0x" + bytes(raw).hex()
 
 
 class Commitments:
@@ -78,7 +71,7 @@ class Commitments:
                 .order_by(OutboxItem.leaf_index)
             ).all()
             self.consents.extend(
-                [merkle.consent_leaf(_b(cid), _b(p["signature"])) for cid, p in grants]
+                [merkle.consent_leaf(from_hex(cid), from_hex(p["signature"])) for cid, p in grants]
             )
             self.status = merkle.StatusList(self.consents.size)
             for index in s.scalars(
@@ -91,7 +84,7 @@ class Commitments:
             self.audit = merkle.IncrementalTree()
             self.audit.extend(
                 [
-                    merkle.leaf_hash(_b(h))
+                    merkle.leaf_hash(from_hex(h))
                     for (h,) in s.execute(
                         select(AuditEvent.event_hash)
                         .where(AuditEvent.leaf_index.is_not(None))
@@ -144,7 +137,10 @@ class Commitments:
         withdrawals = [i for i in items if i.kind == "withdrawal"]
         index_of = {g.consent_id: consent_start + k for k, g in enumerate(grants)}
         self.consents.extend(
-            [merkle.consent_leaf(_b(g.consent_id), _b(g.payload["signature"])) for g in grants]
+            [
+                merkle.consent_leaf(from_hex(g.consent_id), from_hex(g.payload["signature"]))
+                for g in grants
+            ]
         )
         self.status.resize(self.consents.size)
         failed: list[OutboxItem] = []
@@ -161,7 +157,7 @@ class Commitments:
                     continue
                 w_index[w.seq] = int(idx)
                 self.status.set(int(idx))
-        self.audit.extend([merkle.leaf_hash(_b(e.event_hash)) for e in audit_rows])
+        self.audit.extend([merkle.leaf_hash(from_hex(e.event_hash)) for e in audit_rows])
         consent_root, status_root, audit_root = self.roots()
         doc = {
             "batch_id": batch_id,
@@ -190,7 +186,7 @@ class Commitments:
                 if w.seq in w_index
             ],
             "status_words": {
-                str(wd): _h(self.status.word(wd))
+                str(wd): to_hex(self.status.word(wd))
                 for wd in sorted({i // 256 for i in w_index.values()})
             },
             "audit_start": audit_start,
@@ -200,9 +196,9 @@ class Commitments:
             "consent_count": self.consents.size,
             "audit_count": self.audit.size,
             "roots": {
-                "consent": _h(consent_root),
-                "status": _h(status_root),
-                "audit": _h(audit_root),
+                "consent": to_hex(consent_root),
+                "status": to_hex(status_root),
+                "audit": to_hex(audit_root),
             },
         }
         with self.svc.db.session() as s:
@@ -212,9 +208,9 @@ class Commitments:
                     state="prepared",
                     consent_count=self.consents.size,
                     audit_count=self.audit.size,
-                    consent_root=_h(consent_root),
-                    status_root=_h(status_root),
-                    audit_root=_h(audit_root),
+                    consent_root=to_hex(consent_root),
+                    status_root=to_hex(status_root),
+                    audit_root=to_hex(audit_root),
                     created_ms=outbox.now_ms(),
                 )
             )
@@ -271,10 +267,10 @@ class Commitments:
         assert b is not None
         args = (
             batch_id,
-            _b(b.consent_root),
+            from_hex(b.consent_root),
             b.consent_count,
-            _b(b.status_root),
-            _b(b.audit_root),
+            from_hex(b.status_root),
+            from_hex(b.audit_root),
             b.audit_count,
         )
         try:
@@ -323,7 +319,7 @@ def project_batch(
             ).all()
         )
         signers = eip712.recover_signers(
-            [_b(c["consent_id"]) for c in cs], [_b(c["signature"]) for c in cs]
+            [from_hex(c["consent_id"]) for c in cs], [from_hex(c["signature"]) for c in cs]
         )
         s.execute(delete(ConsentEvent).where(ConsentEvent.consent_id.in_(ids)))
         s.execute(delete(Consent).where(Consent.consent_id.in_(ids)))
@@ -340,9 +336,9 @@ def project_batch(
                     "controller": m["controller"],
                     "signer": signer,
                     "purpose": m["purpose"],
-                    "purpose_hash": _h(args[2]),
+                    "purpose_hash": to_hex(args[2]),
                     "pii_categories": list(m["piCategories"]),
-                    "category_hashes": [_h(x) for x in args[3]],
+                    "category_hashes": [to_hex(x) for x in args[3]],
                     "sensitive": bool(m["sensitive"]),
                     "third_party": args[5] != keccak(b""),
                     "valid_from": int(m["validFrom"]),
@@ -396,11 +392,11 @@ def _onchain_batches(svc: Services) -> dict[int, dict[str, Any]]:
     return {
         int(ev["args"]["batchId"]): {
             "roots": (
-                _h(ev["args"]["consentRoot"]),
-                _h(ev["args"]["statusRoot"]),
-                _h(ev["args"]["auditRoot"]),
+                to_hex(ev["args"]["consentRoot"]),
+                to_hex(ev["args"]["statusRoot"]),
+                to_hex(ev["args"]["auditRoot"]),
             ),
-            "tx_hash": _h(ev["transactionHash"]),
+            "tx_hash": to_hex(ev["transactionHash"]),
             "block_number": int(ev["blockNumber"]),
         }
         for ev in logs
@@ -454,18 +450,18 @@ def verify_batches(svc: Services) -> list[tuple[dict[str, Any], dict[str, Any]]]
         digests = eip712.grant_digests(ds, [c["message"] for c in cs]) if cs else []
         signers = (
             eip712.recover_signers(
-                [_b(c["consent_id"]) for c in cs], [_b(c["signature"]) for c in cs]
+                [from_hex(c["consent_id"]) for c in cs], [from_hex(c["signature"]) for c in cs]
             )
             if cs
             else []
         )
         for c, digest, signer in zip(cs, digests, signers, strict=True):
-            if _h(digest) != str(c["consent_id"]).lower():
+            if to_hex(digest) != str(c["consent_id"]).lower():
                 raise _refuse(batch_id, f"consent {c['consent_id']} does not match its terms")
             if int(c["index"]) != consents.size or signer is None:
                 raise _refuse(batch_id, f"consent {c['consent_id']} is out of place")
             leaf_of[c["consent_id"]] = (consents.size, c["message"]["subject"], signer)
-            consents.append(merkle.consent_leaf(digest, _b(c["signature"])))
+            consents.append(merkle.consent_leaf(digest, from_hex(c["signature"])))
         status.resize(consents.size)
         for w in doc["withdrawals"]:
             known = leaf_of.get(w["consent_id"])
@@ -480,7 +476,9 @@ def verify_batches(svc: Services) -> list[tuple[dict[str, Any], dict[str, Any]]]
                 raise _refuse(batch_id, f"withdrawal of {w['consent_id']} does not hold")
             status.set(known[0])
         audit.extend([merkle.audit_leaf(a["event"]) for a in doc["audit"]])
-        if (_h(consents.root()), _h(status.root()), _h(audit.root())) != onchain[batch_id]["roots"]:
+        if (to_hex(consents.root()), to_hex(status.root()), to_hex(audit.root())) != onchain[
+            batch_id
+        ]["roots"]:
             raise _refuse(
                 batch_id, f"roots differ from those anchored in tx {onchain[batch_id]['tx_hash']}"
             )

@@ -42,3 +42,13 @@ def checksum(address: str, field: str = "address", allow_zero: bool = False) -> 
     if not allow_zero and int(body, 16) == 0:
         raise BadRequest(f"{field} is the zero address", code="invalid_address")
     return to_checksum_address(address)
+
+
+def to_hex(value: bytes | str) -> str:
+    """``0x``-prefixed lower-case hex of bytes (text is returned as it is)."""
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
+def from_hex(text: str) -> bytes:
+    """Bytes of hex text, with or without ``0x``. Raises ``ValueError`` on non-hex."""
+    return bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)

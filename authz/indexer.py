@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from authz.db import Database
+from authz.ids import to_hex
 from authz.ledger import Ledger
 from authz.models import (
     PROJECTION_TABLES,
@@ -32,10 +33,6 @@ from authz.models import (
 )
 
 CURSOR_KEY = "indexer_cursor"
-
-
-def _hex(value: bytes | str) -> str:
-    return value if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
 class Indexer:
@@ -119,7 +116,7 @@ class Indexer:
             DepartmentState(
                 address=to_checksum_address(a["department"]),
                 active=True,
-                purpose_hashes=[_hex(h) for h in a["purposeHashes"]],
+                purpose_hashes=[to_hex(h) for h in a["purposeHashes"]],
                 block_number=ev["blockNumber"],
             )
         )
@@ -127,7 +124,7 @@ class Indexer:
     def _on_PurposesAdded(self, s: Session, a: Any, ev: Any) -> None:
         row = s.get(DepartmentState, to_checksum_address(a["department"]))
         if row is not None:
-            added = [_hex(h) for h in a["purposeHashes"] if _hex(h) not in row.purpose_hashes]
+            added = [to_hex(h) for h in a["purposeHashes"] if to_hex(h) not in row.purpose_hashes]
             row.purpose_hashes = [*row.purpose_hashes, *added]
 
     def _set_active(self, s: Session, address: str, active: bool) -> None:
@@ -159,7 +156,7 @@ class Indexer:
     def _record_event(self, s: Session, ev: Any, consent_id: str, kind: str, signer: str) -> None:
         s.merge(
             ConsentEvent(
-                tx_hash=_hex(ev["transactionHash"]),
+                tx_hash=to_hex(ev["transactionHash"]),
                 log_index=int(ev["logIndex"]),
                 consent_id=consent_id,
                 event=kind,
@@ -170,7 +167,7 @@ class Indexer:
         )
 
     def _on_ConsentGranted(self, s: Session, a: Any, ev: Any) -> None:
-        consent_id = _hex(a["consentId"])
+        consent_id = to_hex(a["consentId"])
         request = s.scalar(select(ConsentRequest).where(ConsentRequest.consent_id == consent_id))
         message = request.message if request is not None else {}
         s.merge(
@@ -181,17 +178,17 @@ class Indexer:
                 controller=to_checksum_address(a["controller"]),
                 signer=to_checksum_address(a["signer"]),
                 purpose=message.get("purpose"),
-                purpose_hash=_hex(a["purposeHash"]),
+                purpose_hash=to_hex(a["purposeHash"]),
                 pii_categories=list(message.get("piCategories", [])),
-                category_hashes=[_hex(h) for h in a["piCategoryHashes"]],
+                category_hashes=[to_hex(h) for h in a["piCategoryHashes"]],
                 sensitive=bool(a["sensitive"]),
                 third_party=bool(a["thirdParty"]),
                 valid_from=int(a["validFrom"]),
                 valid_until=int(a["validUntil"]),
-                record_hash=_hex(a["recordHash"]),
+                record_hash=to_hex(a["recordHash"]),
                 withdrawn=False,
                 granted_block=int(ev["blockNumber"]),
-                granted_tx=_hex(ev["transactionHash"]),
+                granted_tx=to_hex(ev["transactionHash"]),
             )
         )
         self._record_event(s, ev, consent_id, "given", a["signer"])
@@ -200,18 +197,18 @@ class Indexer:
         s.merge(
             AnchoredBatch(
                 batch_id=int(a["batchId"]),
-                consent_root=_hex(a["consentRoot"]),
+                consent_root=to_hex(a["consentRoot"]),
                 consent_count=int(a["consentCount"]),
-                status_root=_hex(a["statusRoot"]),
-                audit_root=_hex(a["auditRoot"]),
+                status_root=to_hex(a["statusRoot"]),
+                audit_root=to_hex(a["auditRoot"]),
                 audit_count=int(a["auditCount"]),
-                tx_hash=_hex(ev["transactionHash"]),
+                tx_hash=to_hex(ev["transactionHash"]),
                 block_number=int(ev["blockNumber"]),
             )
         )
 
     def _on_ConsentWithdrawn(self, s: Session, a: Any, ev: Any) -> None:
-        consent_id = _hex(a["consentId"])
+        consent_id = to_hex(a["consentId"])
         row = s.get(Consent, consent_id)
         if row is not None:
             row.withdrawn = True

@@ -24,6 +24,7 @@ from authz import typed_data
 from authz.audit import canonical_json
 from authz.commitments import Commitments
 from authz.errors import BadRequest, Conflict, NotFound
+from authz.ids import to_hex
 from authz.ledger import ANCHOR, REGISTRY, grant_args
 from authz.models import AuditEvent, Batch, Consent, OutboxItem
 from chain_node import ChainBackend, ChainRevert
@@ -49,10 +50,6 @@ REGISTRY_REASONS = {
     7: "category_not_granted",
     8: "controller_suspended",
 }
-
-
-def _h(raw: bytes) -> str:
-    return "0x" + bytes(raw).hex()
 
 
 def _latest_anchored(c: Commitments) -> Batch:
@@ -121,9 +118,9 @@ def consent_proof(c: Commitments, consent_id: str) -> dict[str, Any]:
             ),
             "signature": item.payload["signature"],
             "index": index,
-            "consent_proof": [_h(x) for x in c.consents.proof(index)],
-            "status_word": _h(c.status.word(word)),
-            "status_proof": [_h(x) for x in c.status.proof(word)],
+            "consent_proof": [to_hex(x) for x in c.consents.proof(index)],
+            "status_word": to_hex(c.status.word(word)),
+            "status_proof": [to_hex(x) for x in c.status.proof(word)],
             "withdrawn_bit": c.status.get(index),
             "roots": {
                 "consent": batch.consent_root,
@@ -160,7 +157,7 @@ def audit_proof(c: Commitments, access_id: str) -> dict[str, Any]:
             "event": ev.event,
             "event_hash": ev.event_hash,
             "index": int(ev.leaf_index),
-            "proof": [_h(x) for x in c.audit.proof(int(ev.leaf_index))],
+            "proof": [to_hex(x) for x in c.audit.proof(int(ev.leaf_index))],
             "audit_root": batch.audit_root,
         }
 
@@ -283,7 +280,11 @@ def verify_consent(
     except ChainRevert as exc:
         return {"valid": False, "reason": exc.name, "mode": "batched"}
     roots = doc.get("roots") or {}
-    chain_roots = {"consent": _h(onchain[4]), "status": _h(onchain[5]), "audit": _h(onchain[6])}
+    chain_roots = {
+        "consent": to_hex(onchain[4]),
+        "status": to_hex(onchain[5]),
+        "audit": to_hex(onchain[6]),
+    }
     if roots and {k: str(v).lower() for k, v in roots.items()} != chain_roots:
         return {"valid": False, "reason": "roots_mismatch", "chain_roots": chain_roots}
     at_batch = reason == 0 and not withdrawn
@@ -328,7 +329,7 @@ def verify_audit(chain: ChainBackend, doc: dict[str, Any], *, anchor: str) -> di
     if not isinstance(doc.get("event"), dict):
         raise BadRequest("the proof has no event", code="proof_malformed")
     event_hash = keccak(canonical_json(doc["event"]))
-    if _h(event_hash) != str(doc.get("event_hash", "")).lower():
+    if to_hex(event_hash) != str(doc.get("event_hash", "")).lower():
         return {"valid": False, "valid_latest": False, "reason": "event_hash_mismatch"}
     index = _int(doc.get("index"), "index")
     batch_id = _int(doc.get("batch_id"), "batch_id")
@@ -344,6 +345,6 @@ def verify_audit(chain: ChainBackend, doc: dict[str, Any], *, anchor: str) -> di
     return {
         "valid": bool(at),
         "valid_latest": bool(latest),
-        "event_hash": _h(event_hash),
+        "event_hash": to_hex(event_hash),
         "reason": "ok" if at else "audit_not_proven",
     }

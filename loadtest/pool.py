@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from authz import siwe
+from authz.client import sign_typed
 from loadtest.errors import PoolError
 from loadtest.scale import GATE_BATCH, PoolSize
 
@@ -98,11 +99,6 @@ def partition(items: list[Any], index: int, count: int) -> list[Any]:
 def random_address() -> str:
     """A fresh random 20-byte address (0x hex); nobody holds its key."""
     return "0x" + os.urandom(20).hex()
-
-
-def sign_typed(key: Any, typed_data: dict[str, Any]) -> str:
-    """EIP-712 ``eth_signTypedData_v4`` signature by eth-account, 0x hex r||s||v."""
-    return "0x" + Account.sign_typed_data(key.key, full_message=typed_data).signature.hex()
 
 
 SIWE_STATEMENT = "Sign in to consentgate to see and manage your consents."

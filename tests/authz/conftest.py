@@ -140,3 +140,19 @@ def worker_paused(env: Env) -> Iterator[None]:
         yield
     finally:
         env.svc.start_anchoring()
+
+
+def projection_snapshot(svc: Services) -> dict[str, list[tuple[str, ...]]]:
+    """Every projection table's rows (as sorted text tuples): what ``reindex`` rebuilds."""
+    from sqlalchemy import select
+
+    from authz.models import PROJECTION_TABLES
+
+    with svc.db.sessions() as s:
+        return {
+            t.__tablename__: sorted(
+                tuple(map(str, r))
+                for r in s.execute(select(*[getattr(t, c.name) for c in t.__table__.columns]))
+            )
+            for t in PROJECTION_TABLES
+        }

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from authz import proofs
 from authz.client import sign_typed
-from authz.models import PROJECTION_TABLES, Batch, Consent, OutboxItem
-from tests.authz.conftest import Env, open_env, worker_paused
+from authz.models import Batch, Consent, OutboxItem
+from tests.authz.conftest import Env, open_env, projection_snapshot, worker_paused
 
 
 @pytest.fixture(scope="module")
@@ -184,19 +184,10 @@ def test_reindex_replays_batch_files_and_equals_live(benv: Env) -> None:
     signed = _grant_many(benv, dept, 3)
     benv.withdraw(signed[0][1]["consent_id"], signed[0][0])
 
-    def snapshot() -> dict[str, list[tuple[str, ...]]]:
-        with benv.svc.db.sessions() as s:
-            out = {}
-            for table in PROJECTION_TABLES:
-                cols = [c.name for c in table.__table__.columns]
-                rows = s.execute(select(*[getattr(table, c) for c in cols])).all()
-                out[table.__tablename__] = sorted(tuple(map(str, r)) for r in rows)
-            return out
-
     with worker_paused(benv):
-        live = snapshot()
+        live = projection_snapshot(benv.svc)
         benv.svc.reindex()
-        assert snapshot() == live
+        assert projection_snapshot(benv.svc) == live
     with benv.svc.db.sessions() as s:
         batched = s.scalar(
             select(func.count()).select_from(Consent).where(Consent.leaf_index.is_not(None))

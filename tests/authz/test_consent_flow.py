@@ -14,7 +14,7 @@ from authz import typed_data
 from authz.client import sign_typed
 from authz.ledger import grant_args
 from authz.models import AccessRecord, Consent
-from tests.authz.conftest import Env, worker_paused
+from tests.authz.conftest import Env, projection_snapshot, worker_paused
 
 
 def test_grant_check_withdraw_check(env: Env) -> None:
@@ -340,22 +340,12 @@ def test_reindex_equals_live_index(env: Env) -> None:
     req = env.request(dept, citizen.address)
     grant = env.grant(req, citizen).json()
     env.withdraw(grant["consent_id"], citizen)
-    from authz.models import PROJECTION_TABLES
-
-    def snapshot() -> dict[str, list[tuple]]:
-        with env.svc.db.sessions() as s:
-            out = {}
-            for table in PROJECTION_TABLES:
-                cols = [c.name for c in table.__table__.columns]
-                rows = s.execute(select(*[getattr(table, c) for c in cols])).all()
-                out[table.__tablename__] = sorted(tuple(map(str, r)) for r in rows)
-            return out
 
     with worker_paused(env):
-        live = snapshot()
+        live = projection_snapshot(env.svc)
         assert live["consents"]
         env.svc.reindex()
-        assert snapshot() == live
+        assert projection_snapshot(env.svc) == live
 
 
 def test_openapi_lists_the_contracted_paths(env: Env) -> None:

@@ -14,10 +14,9 @@ from fastapi.testclient import TestClient
 
 from authz.api.app import create_app
 from authz.client import Client, request_body
-from authz.models import PROJECTION_TABLES
 from authz.services import open_services
 from authz.settings import Settings
-from tests.authz.conftest import BASE_URL
+from tests.authz.conftest import BASE_URL, projection_snapshot
 
 SERVER = os.environ.get("CONSENTGATE_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1/test")
 
@@ -73,21 +72,9 @@ def test_flow_and_reindex_on_postgres(pg_url: str, tmp_path: Path, mode: str) ->
         svc.anchor_worker.stop()
         svc.anchor_worker = None
 
-        def snapshot() -> dict[str, list[tuple[str, ...]]]:
-            with svc.db.sessions() as s:
-                return {
-                    t.__tablename__: sorted(
-                        tuple(map(str, r))
-                        for r in s.execute(
-                            sa.select(*[getattr(t, c.name) for c in t.__table__.columns])
-                        ).all()
-                    )
-                    for t in PROJECTION_TABLES
-                }
-
         svc.indexer.sync()
-        live = snapshot()
+        live = projection_snapshot(svc)
         svc.reindex()
-        assert snapshot() == live
+        assert projection_snapshot(svc) == live
     finally:
         svc.close()

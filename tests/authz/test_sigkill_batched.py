@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 
 from authz.client import Client, request_body, sign_typed
 from authz.db import Database
-from authz.models import PROJECTION_TABLES, Consent, OutboxItem
+from authz.models import Consent, OutboxItem
 from authz.services import open_services
 from authz.settings import Settings
+from tests.authz.conftest import projection_snapshot
 from tests.authz.serverproc import free_port, server
 
 pytestmark = pytest.mark.slow
@@ -90,20 +91,8 @@ def test_sigkill_mid_batch_every_acknowledged_item_anchored_once(tmp_path: Path)
         indexes = sorted(by_id.values())
         assert indexes == list(range(len(indexes)))  # none twice, no gap
 
-        def snapshot() -> dict[str, list[tuple[str, ...]]]:
-            with svc.db.sessions() as s:
-                return {
-                    t.__tablename__: sorted(
-                        tuple(map(str, r))
-                        for r in s.execute(
-                            select(*[getattr(t, c.name) for c in t.__table__.columns])
-                        ).all()
-                    )
-                    for t in PROJECTION_TABLES
-                }
-
-        live = snapshot()
+        live = projection_snapshot(svc)
         svc.reindex()
-        assert snapshot() == live
+        assert projection_snapshot(svc) == live
     finally:
         svc.close()
