@@ -23,10 +23,10 @@ from authz.ledger import text_hash
 from authz.models import (
     AcceptedWithdrawal,
     AccessRecord,
-    AuditEvent,
     Consent,
     Department,
     DepartmentState,
+    QueuedAccessAudit,
 )
 from authz.services import Services
 
@@ -139,7 +139,7 @@ def check_access(
         "at_ms": at_ms,
     }
     event = audit.event_row("access_check", access_id, {**record, "controller": dept.address})
-    svc.group_commit.write([(AccessRecord, record), (AuditEvent, event)])
+    svc.group_commit.write([(AccessRecord, record), (QueuedAccessAudit, event)])
     anchor = None
     if chosen is not None:
         anchor = {

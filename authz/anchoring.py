@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authz import outbox
+from authz import audit, outbox
 from authz.commitments import AUDIT_MAX
 from authz.errors import ConsentgateError
 from authz.ledger import grant_args, withdrawal_args
@@ -169,6 +169,7 @@ class AnchorWorker:
         if not self._recovered:
             self.commitments.recover()
             self._recovered = True
+        audit.move_queued(self.svc.db)  # access checks' events, queued beside the log
         items = outbox.pending(self.svc.db, self.batch_max)
         audit_rows = self._unanchored_audit()
         now = outbox.now_ms()

@@ -7,7 +7,10 @@ personal information (subjects are card-key addresses); its hash is
     keccak256(canonical JSON)   canonical = UTF-8, keys sorted, no spaces
 
 and the anchoring worker appends ``leaf(hash)`` to the append-only audit tree
-(docs/anchoring.md). Fields by kind:
+(docs/anchoring.md). An access check's event is first committed beside its access-log
+row in the ``accesslog`` schema's queue (its own write lock: see :mod:`authz.db`); the
+worker moves queued events into ``audit_events`` with :func:`move_queued` before each
+batch, so the tree holds them in the order they were moved. Fields by kind:
 
 - ``access_check``: ``access_id``, ``department_id``, ``controller``, ``subject``,
   ``purpose``, ``pii_categories``, ``allowed``, ``reason``, ``consent_id``, ``at_ms``;
@@ -22,9 +25,11 @@ import time
 from typing import Any
 
 from eth_utils import keccak
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from authz.models import AuditEvent
+from authz.db import Database
+from authz.models import AuditEvent, QueuedAccessAudit
 
 
 def canonical_json(event: dict[str, Any]) -> bytes:
@@ -61,3 +66,44 @@ def append(s: Session, kind: str, ref: str, event: dict[str, Any]) -> AuditEvent
     )
     s.add(row)
     return row
+
+
+_QUEUED_COLUMNS = ("kind", "ref", "event", "event_hash", "created_ms")
+
+
+def move_queued(db: Database, limit: int = 20_000) -> int:
+    """Move up to ``limit`` queued access-check events, oldest first, into
+    ``audit_events``; returns how many were queued.
+
+    Two transactions: insert into ``audit_events`` (skipping any event whose
+    ``(kind, ref)`` is already there), then delete from the queue. A crash between them
+    leaves the events queued and already moved; the next call skips them, so every
+    event reaches the audit log exactly once.
+    """
+    with db.sessions() as s:
+        queued = (
+            s.execute(select(QueuedAccessAudit).order_by(QueuedAccessAudit.seq).limit(limit))
+            .scalars()
+            .all()
+        )
+    if not queued:
+        return 0
+    with db.session() as s:
+        refs = [q.ref for q in queued]
+        present = set(
+            s.scalars(
+                select(AuditEvent.ref).where(
+                    AuditEvent.kind == "access_check", AuditEvent.ref.in_(refs)
+                )
+            )
+        )
+        rows = [
+            {c: getattr(q, c) for c in _QUEUED_COLUMNS}
+            for q in queued
+            if not (q.kind == "access_check" and q.ref in present)
+        ]
+        if rows:
+            s.execute(insert(AuditEvent), rows)
+    with db.session() as s:
+        s.execute(delete(QueuedAccessAudit).where(QueuedAccessAudit.seq <= queued[-1].seq))
+    return len(queued)

@@ -2,6 +2,12 @@
 
 SQLite runs in WAL mode with ``synchronous=FULL`` so a committed write survives a crash
 or power loss before the API acknowledges it.
+
+The access log lives in the schema ``accesslog``: on SQLite a second file beside the
+index (``<index>-accesslog.sqlite3``) attached to every connection, so access checks
+commit under their own write lock and never queue behind the long transactions of batch
+acceptance and anchoring (SQLite has one writer per file); on PostgreSQL a schema of the
+same database.
 """
 
 from __future__ import annotations
@@ -11,10 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from authz.models import Base, Meta
+from authz.models import ACCESS_LOG_SCHEMA, Base, Meta
+
+
+def access_log_path(index_path: str) -> str:
+    """The SQLite file of the access log beside the index file ``index_path``."""
+    if index_path in ("", ":memory:"):
+        return ":memory:"
+    p = Path(index_path)
+    return str(p.with_name(p.stem + "-accesslog.sqlite3"))
 
 
 def make_engine(url: str) -> Engine:
@@ -23,23 +37,50 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)
+    files: list[str] = []
     if url.startswith("sqlite"):
+        log_path = access_log_path(engine.url.database or "")
+        files = [engine.url.database or "", log_path]
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"ATTACH DATABASE ? AS {ACCESS_LOG_SCHEMA}", (log_path,))
+            for schema in ("main", ACCESS_LOG_SCHEMA):
+                cur.execute(f"PRAGMA {schema}.journal_mode=WAL")
+                cur.execute(f"PRAGMA {schema}.synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+    else:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {ACCESS_LOG_SCHEMA}"))
     Base.metadata.create_all(engine)
-    if url.startswith("sqlite:///") and engine.url.database:
+    if url.startswith("sqlite"):
+        _move_access_log_out_of_index(engine)
+    for name in files:
         for suffix in ("", "-wal", "-shm"):
-            path = Path(engine.url.database + suffix)
-            if path.exists():
+            path = Path(name + suffix)
+            if name not in ("", ":memory:") and path.exists():
                 path.chmod(0o600)
     return engine
+
+
+def _move_access_log_out_of_index(engine: Engine) -> None:
+    """Data folders from before the access log had its own file keep it in the index
+    file: copy those rows over (idempotent, so a crash midway only repeats it), then drop
+    the old table."""
+    if "access_log" not in inspect(engine).get_table_names():
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT OR IGNORE INTO {ACCESS_LOG_SCHEMA}.access_log "
+                "SELECT * FROM main.access_log"
+            )
+        )
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE main.access_log"))
 
 
 class Database:

@@ -5,6 +5,10 @@ Two kinds of table live here:
 - *source* tables, written by the service and not derivable from the chain: departments'
   API-key hashes and names, consent requests (the full ISO/IEC TS 27560 record whose hash
   is anchored), withdrawal intents, SIWE nonces and sessions, the access log;
+- the *access log* (``access_log`` and ``access_audit_queue``), in its own database
+  schema ``accesslog`` (SQLite: a second file attached to every connection; PostgreSQL: a
+  schema) so that access checks, the dominant call, never wait for the write lock that
+  batch acceptance and anchoring hold on the index file;
 - *projection* tables, written only by :mod:`authz.indexer` from chain events:
   ``department_state``, ``guardianships``, ``consents``, ``consent_events``.
   ``consentgate reindex`` drops and rebuilds the projections from the chain.
@@ -118,10 +122,15 @@ class ConsentEvent(Base):
     block_time: Mapped[int] = mapped_column(BigInteger)
 
 
+ACCESS_LOG_SCHEMA = "accesslog"
+
+
 class AccessRecord(Base):
-    """The access log: one row per access check, allowed or denied. Source table."""
+    """The access log: one row per access check, allowed or denied. Source table, in the
+    ``accesslog`` schema."""
 
     __tablename__ = "access_log"
+    __table_args__ = {"schema": ACCESS_LOG_SCHEMA}
     access_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     department_id: Mapped[str] = mapped_column(String(40), index=True)
     subject: Mapped[str] = mapped_column(String(42), index=True)
@@ -210,6 +219,25 @@ class AuditEvent(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class QueuedAccessAudit(Base):
+    """An access check's audit event waiting to move into ``audit_events``.
+
+    Committed with the check's access-log row in the ``accesslog`` schema (one write lock
+    shared only by checks); the anchoring worker moves queued events, oldest first, into
+    ``audit_events`` (:func:`authz.audit.move_queued`). Same columns as
+    :class:`AuditEvent` before anchoring.
+    """
+
+    __tablename__ = "access_audit_queue"
+    __table_args__ = {"schema": ACCESS_LOG_SCHEMA}
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(66))
+    event: Mapped[dict] = mapped_column(JSON)
+    event_hash: Mapped[str] = mapped_column(String(66))
+    created_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Batch(Base):

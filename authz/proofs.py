@@ -26,7 +26,7 @@ from authz.commitments import Commitments
 from authz.errors import BadRequest, Conflict, NotFound
 from authz.ids import to_hex
 from authz.ledger import ANCHOR, REGISTRY, grant_args
-from authz.models import AuditEvent, Batch, Consent, OutboxItem
+from authz.models import AuditEvent, Batch, Consent, OutboxItem, QueuedAccessAudit
 from chain_node import ChainBackend, ChainRevert
 from contracts import error_abis, load_artifact
 
@@ -139,6 +139,15 @@ def audit_proof(c: Commitments, access_id: str) -> dict[str, Any]:
     with svc.db.sessions() as s:
         ev = s.scalar(
             select(AuditEvent).where(AuditEvent.ref == access_id, AuditEvent.kind == "access_check")
+        )
+        queued = ev is None and s.scalar(
+            select(QueuedAccessAudit.seq).where(
+                QueuedAccessAudit.ref == access_id, QueuedAccessAudit.kind == "access_check"
+            )
+        )
+    if queued:
+        raise Conflict(
+            "the audit event is not anchored yet; retry shortly", code="not_yet_anchored"
         )
     if ev is None:
         raise NotFound(f"no access check {access_id}", code="access_not_found")

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
+from authz.localserver import ServerStartError, free_port, serve_process
 from loadtest import pool as pool_mod
 from loadtest import report
 from loadtest.errors import LoadtestError, ServiceError
@@ -43,86 +40,21 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 STATS_PREFIX = "stats"
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_service(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
-    """One attempt: ``consentgate serve`` on a fresh data folder and a free port; returns
-    the process and its base URL once /healthz answers. Raises :class:`ServiceError`
-    (the process is stopped) when it exits or does not answer in time."""
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONSENTGATE_DATA_DIR": str(data_dir),
-        "CONSENTGATE_HOST": "127.0.0.1",
-        "CONSENTGATE_PORT": str(port),
-        "CONSENTGATE_PUBLIC_URL": "",
-        "CONSENTGATE_CHAIN_URL": "",
-    }
-    with (data_dir / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "authz.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + startup_s
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
-            raise ServiceError(
-                f"the service did not start ({data_dir / 'server.log'}):\n{tail}",
-                code="service_start_failed",
-            )
-        time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def service(
     data_dir: Path, startup_s: float = 120.0, attempts: int = 3
 ) -> Iterator[tuple[str, str, int]]:
     """Run ``consentgate serve`` on the embedded chain in ``data_dir`` (wiped first) on a
-    free loopback port; yields ``(base_url, registrar_token, pid)``; SIGTERM on exit.
+    free loopback port (:func:`authz.localserver.serve_process`); yields ``(base_url,
+    registrar_token, pid)``; SIGTERM on exit.
 
-    A server that exits at once is retried on a new port (another process may take the
-    free port between choosing and binding it), up to ``attempts`` times. Raises
-    :class:`ServiceError` ``service_start_failed`` (with the server log's tail) when no
-    attempt answers /healthz within ``startup_s`` seconds."""
-    for attempt in range(attempts):
-        try:
-            proc, base = _start_service(data_dir, startup_s)
-            break
-        except ServiceError:
-            if attempt == attempts - 1:
-                raise
+    Raises :class:`ServiceError` ``service_start_failed`` (with the server log's tail)
+    when no attempt answers /healthz within ``startup_s`` seconds."""
     try:
-        token = (data_dir / "registrar_token").read_text().strip()
-        yield base, token, proc.pid
-    finally:
-        _stop(proc)
+        with serve_process(data_dir, startup_s=startup_s, attempts=attempts) as server:
+            yield server.base_url, server.registrar_token, server.pid
+    except ServerStartError as exc:
+        raise ServiceError(exc.detail, code="service_start_failed") from None
 
 
 def _process_cpu(pid: int | None) -> float:

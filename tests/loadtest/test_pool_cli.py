@@ -175,20 +175,19 @@ def test_service_start_is_retried_on_a_new_port(
     import subprocess
     import sys
 
+    from authz import localserver
     from loadtest.errors import ServiceError
 
     tries: list[int] = []
 
-    def start(data_dir: Path, startup_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    def start(data_dir: Path, env: dict[str, str], startup_s: float) -> localserver.LocalServer:
         tries.append(1)
         if len(tries) < 3:
-            raise ServiceError("port taken", code="service_start_failed")
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "registrar_token").write_text("tok\n")
+            raise localserver.ServerStartError("port taken")
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-        return proc, "http://127.0.0.1:1"
+        return localserver.LocalServer("http://127.0.0.1:1", "tok", proc, data_dir)
 
-    monkeypatch.setattr(cli, "_start_service", start)
+    monkeypatch.setattr(localserver, "_start", start)
     with cli.service(tmp_path / "svc") as (url, token, pid):
         assert (url, token, len(tries)) == ("http://127.0.0.1:1", "tok", 3)
     import psutil
