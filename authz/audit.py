@@ -29,7 +29,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from authz.db import Database
-from authz.models import AuditEvent, QueuedAccessAudit
+from authz.models import AuditEvent, Meta, QueuedAccessAudit
 
 
 def canonical_json(event: dict[str, Any]) -> bytes:
@@ -69,41 +69,43 @@ def append(s: Session, kind: str, ref: str, event: dict[str, Any]) -> AuditEvent
 
 
 _QUEUED_COLUMNS = ("kind", "ref", "event", "event_hash", "created_ms")
+MOVED_KEY = "access_audit_moved_seq"
+
+
+def moved_watermark(s: Session) -> int:
+    """The highest queue ``seq`` already moved into ``audit_events`` (0 if none)."""
+    value = s.scalar(select(Meta.value).where(Meta.key == MOVED_KEY))
+    return int(value) if value else 0
 
 
 def move_queued(db: Database, limit: int = 20_000) -> int:
     """Move up to ``limit`` queued access-check events, oldest first, into
-    ``audit_events``; returns how many were queued.
+    ``audit_events``; returns how many moved.
 
-    Two transactions: insert into ``audit_events`` (skipping any event whose
-    ``(kind, ref)`` is already there), then delete from the queue. A crash between them
-    leaves the events queued and already moved; the next call skips them, so every
-    event reaches the audit log exactly once.
+    The insert and the new watermark (the last moved ``seq``, in ``meta``) commit in one
+    index transaction, so every queued event enters the audit log exactly once, crash or
+    not, and this never writes to the access log's file (whose write lock belongs to the
+    checks). Moved rows are deleted later by the access log's own writer
+    (:func:`trim_moved`).
     """
-    with db.sessions() as s:
-        queued = (
-            s.execute(select(QueuedAccessAudit).order_by(QueuedAccessAudit.seq).limit(limit))
-            .scalars()
-            .all()
-        )
-    if not queued:
-        return 0
     with db.session() as s:
-        refs = [q.ref for q in queued]
-        present = set(
-            s.scalars(
-                select(AuditEvent.ref).where(
-                    AuditEvent.kind == "access_check", AuditEvent.ref.in_(refs)
-                )
-            )
+        done = moved_watermark(s)
+        queued = s.execute(
+            select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))
+            .where(QueuedAccessAudit.seq > done)
+            .order_by(QueuedAccessAudit.seq)
+            .limit(limit)
+        ).all()
+        if not queued:
+            return 0
+        s.execute(
+            insert(AuditEvent), [dict(zip(_QUEUED_COLUMNS, q[1:], strict=True)) for q in queued]
         )
-        rows = [
-            {c: getattr(q, c) for c in _QUEUED_COLUMNS}
-            for q in queued
-            if not (q.kind == "access_check" and q.ref in present)
-        ]
-        if rows:
-            s.execute(insert(AuditEvent), rows)
-    with db.session() as s:
-        s.execute(delete(QueuedAccessAudit).where(QueuedAccessAudit.seq <= queued[-1].seq))
+        s.merge(Meta(key=MOVED_KEY, value=str(queued[-1][0])))
     return len(queued)
+
+
+def trim_moved(s: Session) -> None:
+    """Delete queued events already moved into ``audit_events`` (in the caller's
+    transaction: the access log's writer calls it now and then)."""
+    s.execute(delete(QueuedAccessAudit).where(QueuedAccessAudit.seq <= moved_watermark(s)))

@@ -9,13 +9,17 @@ same moment ride the same commit. A caller still returns only after its rows are
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from authz.db import Database
+
+log = logging.getLogger(__name__)
 
 
 class _Ticket:
@@ -31,10 +35,24 @@ class GroupCommitter:
 
     ``write([(table, row_dict), ...])`` queues the rows and blocks until the transaction
     holding them has committed; it re-raises the commit's error, if any.
+
+    ``housekeeping(session)``, if given, runs in a transaction of its own after every
+    ``housekeeping_every``-th commit, once that commit's writers have been answered: the
+    access log's queued audit events are trimmed that way, by the one thread that writes
+    the access log, so the trim never competes with a check for the write lock. Its
+    errors are logged and retried next time.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        housekeeping: Callable[[Session], None] | None = None,
+        housekeeping_every: int = 256,
+    ) -> None:
         self.db = db
+        self._housekeeping = housekeeping
+        self._housekeeping_every = housekeeping_every
+        self._commits = 0
         self._queue: list[tuple[Sequence[tuple[Any, dict[str, Any]]], _Ticket]] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -82,3 +100,10 @@ class GroupCommitter:
             for _, ticket in batch:
                 ticket.error = error
                 ticket.done.set()
+            self._commits += 1
+            if self._housekeeping is not None and self._commits % self._housekeeping_every == 0:
+                try:
+                    with self.db.session() as s:
+                        self._housekeeping(s)
+                except Exception:
+                    log.exception("group commit housekeeping failed; retried later")

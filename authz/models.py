@@ -231,7 +231,8 @@ class QueuedAccessAudit(Base):
     """
 
     __tablename__ = "access_audit_queue"
-    __table_args__ = {"schema": ACCESS_LOG_SCHEMA}
+    # AUTOINCREMENT: ``seq`` never reuses a trimmed value (the move watermark relies on it)
+    __table_args__ = {"schema": ACCESS_LOG_SCHEMA, "sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20))
     ref: Mapped[str] = mapped_column(String(66))

@@ -41,9 +41,10 @@ class Services:
         """The access log's :class:`authz.group_commit.GroupCommitter`, started on first use."""
         with _LAZY_LOCK:
             if self._group_commit is None:
+                from authz.audit import trim_moved
                 from authz.group_commit import GroupCommitter
 
-                self._group_commit = GroupCommitter(self.db)
+                self._group_commit = GroupCommitter(self.db, housekeeping=trim_moved)
         return self._group_commit
 
     @property
