@@ -176,3 +176,85 @@ def test_local_http_port(env: Env, tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class Trickle:
+    """A pipe fed one piece at a time: ``read1`` returns the next piece, and records how
+    many result lines the agent had already written (and flushed) when it was asked."""
+
+    def __init__(self, pieces: list[bytes], out: Flushed) -> None:
+        self.pieces, self.out = list(pieces), out
+        self.seen: list[int] = []
+
+    def read1(self, size: int = -1) -> bytes:
+        self.seen.append(self.out.flushed_lines())
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+class Flushed:
+    """An output that keeps only what was flushed, as a reader on a pipe would see it."""
+
+    def __init__(self) -> None:
+        self.buffer, self.flushed = b"", b""
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        self.flushed += self.buffer
+        self.buffer = b""
+
+    def flushed_lines(self) -> int:
+        assert self.flushed.endswith(b"\n") or not self.flushed  # never a partial line
+        return self.flushed.count(b"\n")
+
+
+def test_stream_answers_each_code_as_it_arrives_and_keeps_the_last_line(
+    env: Env, tmp_path: Path
+) -> None:
+    phones = [enroll(env) for _ in range(3)]
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    a, b, c = (p.code().encode() for p in phones)
+    out = Flushed()
+    # a code split across reads, CRLF and CR line ends, a blank line, and a last code
+    # without a line end before EOF
+    source = Trickle([a[:10], a[10:] + b"\r\n", b"\r\n" + b + b"\r", c], out)
+    assert agent.run_stream(source, out) == 3  # type: ignore[arg-type]
+    assert source.seen == [0, 0, 1, 2, 2]  # each answer was out before the next read
+    lines = [json.loads(line) for line in out.flushed.splitlines()]
+    assert [r["valid"] for r in lines] == [True, True, True]
+    assert out.buffer == b""
+    ctis = [r["claims"]["cti"] for r in lines]
+    queued = [json.loads(line) for line in (tmp_path / "reports.jsonl").read_bytes().splitlines()]
+    assert [r["cti"] for r in queued] == ctis and len(set(ctis)) == 3
+
+
+def test_stream_takes_a_whole_pipe_per_batch_and_refuses_undecodable_bytes(
+    env: Env, tmp_path: Path
+) -> None:
+    import io
+
+    phones = [enroll(env) for _ in range(3)]
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    codes = [phones[i % 3].code() for i in range(300)]
+    data = ("\n".join(codes) + "\n").encode() + b"SC1:\xff\xfe\n"
+    reads: list[int] = []
+
+    class Pipe(io.BufferedReader):
+        def read1(self, size: int = -1) -> bytes:
+            reads.append(size)
+            return super().read1(size)
+
+    out = io.BytesIO()
+    assert agent.run_stream(Pipe(io.BytesIO(data)), out) == 301
+    assert len(reads) <= 4  # ~135 kB in 64 KiB reads, not a read per line
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    indexes = [p.enrollment["status_index"] for p in phones]
+    assert [r["claims"]["status_index"] for r in results[:300]] == [
+        indexes[i % 3] for i in range(300)
+    ]
+    assert all(r["valid"] for r in results[:300])
+    assert (results[300]["valid"], results[300]["stage"]) == (False, "base45")

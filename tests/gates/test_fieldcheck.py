@@ -37,6 +37,8 @@ def test_sc1_claims_equal_the_fast_paths(name: str) -> None:
     assert [r.reason for r in results] == ["ok", "replayed", "revoked", "expired", "base45_char"]
     for r in results:
         assert sc1_claims(r) == r.claims
+        assert list(sc1_claims(r)) == list(r.claims)  # same JSON text: same key order
+    assert sc1_claims(results[1]) is not sc1_claims(results[0])  # no shared dict
     assert sc1_claims(results[0])["status_index"] == 3
     assert advice(results[3], now) is not None and "200 s ago" in advice(results[3], now)
     assert advice(results[0], now) is None
