@@ -258,3 +258,44 @@ def test_stream_takes_a_whole_pipe_per_batch_and_refuses_undecodable_bytes(
     ]
     assert all(r["valid"] for r in results[:300])
     assert (results[300]["valid"], results[300]["stage"]) == (False, "base45")
+
+
+def test_gate_command_starts_without_typer_pydantic_or_the_service(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from authz.cli import main\n"
+        "try:\n"
+        "    main(['gate', 'run', '--offline', '--state', sys.argv[1]])\n"
+        "except SystemExit as done:\n"
+        "    heavy = {'typer', 'pydantic', 'fastapi', 'sqlalchemy', 'web3', 'httpx'}\n"
+        "    print(done.code, sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[0] == "2 []"  # never synced: exit 2, nothing heavy loaded
+    assert "no synced lists" in done.stderr
+
+
+def test_gate_command_reads_options_from_the_environment(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone = enroll(env)
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    monkeypatch.setenv("CONSENTGATE_GATE_STATE", str(tmp_path))
+    monkeypatch.setenv("CONSENTGATE_GATE_ID", agent.gate_id)
+    monkeypatch.setenv("CONSENTGATE_GATE_URL", "")  # empty counts as unset
+    codes = tmp_path / "codes.txt"
+    codes.write_text(phone.code())  # no final newline
+    result = CliRunner().invoke(cli, ["gate", "run", "--offline", "--file", str(codes)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["valid"] is True
+    assert json.loads(result.stderr.splitlines()[-1])["validated"] == 1
+    missing = CliRunner().invoke(cli, ["gate", "run", "--offline", "--file", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "cannot read" in missing.stderr
+    bad = CliRunner().invoke(cli, ["gate", "run", "--port", "many"])
+    assert bad.exit_code == 2 and "invalid int value" in bad.stderr
