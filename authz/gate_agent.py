@@ -39,7 +39,7 @@ from authz.fieldcheck import (
     SKEW_S,
     RedisReplay,
     apply_shared_replay,
-    result_dict,
+    result_dicts,
     status_from_doc,
     trust_list,
 )
@@ -264,7 +264,7 @@ class GateAgent:
         with self._lock:
             results = self.verifier().verify_batch(qrs, now)
         apply_shared_replay(results, self.replay, now, SKEW_S)
-        out = [result_dict(r, now) for r in results]
+        out = result_dicts(results, now)
         reports = b"".join(
             [
                 orjson.dumps(

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 
 from authz import audit, devices
 from authz.errors import Forbidden, Unauthorized
-from authz.fieldcheck import SKEW_S, RedisReplay, apply_shared_replay, result_dict, trust_list
+from authz.fieldcheck import SKEW_S, RedisReplay, apply_shared_replay, result_dicts, trust_list
 from authz.ids import new_id, new_secret, secret_hash
 from authz.models import AuditEvent, Gate
 from authz.services import Services
@@ -156,7 +156,7 @@ def validate(
         results.extend(verifier.verify_batch([q for q, _ in scans[start:end]], at))
         start = end
     scope = apply_shared_replay(results, vals.replay, svc.clock(), SKEW_S)  # type: ignore[operator]
-    out = [result_dict(r, at) for r, (_, at) in zip(results, scans, strict=True)]
+    out = result_dicts(results, [at for _, at in scans])
     _audit(
         svc,
         gate_id,
