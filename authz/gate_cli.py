@@ -149,6 +149,25 @@ def _sync(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
+HEAP_KEEP_BYTES = 4 << 20
+
+
+def keep_freed_heap(limit: int = HEAP_KEEP_BYTES) -> bool:
+    """Let glibc's malloc keep up to ``limit`` bytes of freed memory at the top of the
+    heap (``mallopt(M_TRIM_THRESHOLD)``) instead of returning it to the kernel as soon as
+    128 KiB are free. A gate allocates and frees ~100 kB per batch; with the default the
+    heap shrank and regrew every batch, ~30,000 page faults per 20,000 codes (~8 % of the
+    agent's CPU). Peak memory is unchanged. Returns False where unavailable (no glibc).
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_TRIM_THRESHOLD, limit))
+    except (OSError, AttributeError):
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
     from authz.gate_agent import GateAgentError
 
@@ -168,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             server.server_close()
         return 0
+    keep_freed_heap()
     out = sys.stdout.buffer
     sys.stdout.flush()  # anything printed as text before goes first
     if args.file is None:

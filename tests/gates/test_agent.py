@@ -299,3 +299,11 @@ def test_gate_command_reads_options_from_the_environment(
     assert missing.exit_code == 2 and "cannot read" in missing.stderr
     bad = CliRunner().invoke(cli, ["gate", "run", "--port", "many"])
     assert bad.exit_code == 2 and "invalid int value" in bad.stderr
+
+
+def test_keep_freed_heap_is_set_where_glibc_is() -> None:
+    import platform
+
+    from authz.gate_cli import keep_freed_heap
+
+    assert keep_freed_heap() is (platform.libc_ver()[0] == "glibc")
