@@ -218,15 +218,9 @@ class AuditWriter:
                     break
             events = [i for i in items if isinstance(i, dict)]
             if events:
-                rows = [
-                    {
-                        "kind": ev["kind"],
-                        "ref": ev["batch_id"],
-                        "event": ev,
-                        "event_hash": audit.event_hash(ev),
-                    }
-                    for ev in events
-                ]
+                # created_ms set: audit-only anchoring waits for its clock (it read 0 as
+                # "due" and anchored gate batches on every pass of the worker)
+                rows = [audit.event_row(ev["kind"], ev["batch_id"], ev) for ev in events]
                 try:
                     with self.svc.db.engine.begin() as conn:
                         conn.execute(insert(AuditEvent), rows)
@@ -269,9 +263,8 @@ def _audit(
     if not durable:
         audit_writer(svc).put(event)
         return batch_id
-    row = {"kind": kind, "ref": batch_id, "event": event, "event_hash": audit.event_hash(event)}
     with svc.db.engine.begin() as conn:
-        conn.execute(insert(AuditEvent), [row])
+        conn.execute(insert(AuditEvent), [audit.event_row(kind, batch_id, event)])
     return batch_id
 
 
