@@ -13,7 +13,8 @@ with its imports doubled the agent's start-up (~0.1 s of CPU). :func:`authz.cli.
 dispatches ``consentgate gate ...`` here before importing Typer.
 
 Exit codes: 0 done; 1 ``sync`` refused or service unreachable (the last good lists
-stay); 2 usage error, or ``run`` without any synced lists.
+stay), or ``run``'s output closed by its reader; 2 usage error, or ``run`` without any
+synced lists.
 """
 
 from __future__ import annotations
@@ -190,16 +191,21 @@ def _run(args: argparse.Namespace) -> int:
     keep_freed_heap()
     out = sys.stdout.buffer
     sys.stdout.flush()  # anything printed as text before goes first
-    if args.file is None:
-        count = agent.run_stream(sys.stdin.buffer, out)
-    else:
-        try:
-            source = open(args.file, "rb")  # noqa: SIM115 (closed below)
-        except OSError as exc:
-            _say(f"gate: cannot read {args.file}: {exc.strerror}")
-            return 2
-        with source:
-            count = agent.run_stream(source, out)
+    try:
+        if args.file is None:
+            count = agent.run_stream(sys.stdin.buffer, out)
+        else:
+            try:
+                source = open(args.file, "rb")  # noqa: SIM115 (closed below)
+            except OSError as exc:
+                _say(f"gate: cannot read {args.file}: {exc.strerror}")
+                return 2
+            with source:
+                count = agent.run_stream(source, out)
+    except BrokenPipeError:  # the program reading our output went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        _say("gate: output closed by its reader; stopped (scans so far are queued)")
+        return 1
     sent = agent.upload() if args.upload and online else 0
     _say(json.dumps({"validated": count, "reports_uploaded": sent, "lists_age_s": agent.age_s()}))
     return 0

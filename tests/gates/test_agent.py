@@ -307,3 +307,26 @@ def test_keep_freed_heap_is_set_where_glibc_is() -> None:
     from authz.gate_cli import keep_freed_heap
 
     assert keep_freed_heap() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_run_stops_cleanly_when_its_reader_goes_away(env: Env, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    phone = enroll(env)
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    codes = tmp_path / "codes.txt"
+    codes.write_text("".join(phone.code() + "\n" for _ in range(1500)))  # ~0.5 MB out
+    cmd = [sys.executable, "-m", "authz.cli", "gate", "run", "--offline", "--state"]
+    with codes.open("rb") as source:
+        proc = subprocess.Popen(
+            [*cmd, str(tmp_path)], stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()  # like `| head -1`
+        err = proc.stderr.read().decode()
+        assert proc.wait(60) == 1
+    assert first["valid"] is True
+    assert "output closed by its reader" in err and "Traceback" not in err
