@@ -29,7 +29,6 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 
     import httpx
 
-CHUNK = 1024
 READ_BYTES = 1 << 16
 """Most bytes :meth:`GateAgent.run_stream` takes in one read (~140 codes of 450 bytes)."""
 _LINE = orjson.OPT_APPEND_NEWLINE
@@ -294,15 +292,6 @@ class GateAgent:
         out.flush()
         return len(qrs)
 
-    def run_lines(self, lines: Iterable[str], out: IO[bytes]) -> int:
-        """Validate one code per line (blank lines skipped) in chunks of :data:`CHUNK`;
-        write one JSON result per line to ``out``. Returns the number of codes."""
-        count = 0
-        for chunk in _chunks((line.strip() for line in lines), CHUNK):
-            count += self._answer(chunk, out)
-        out.flush()
-        return count
-
     def run_stream(self, source: IO[bytes], out: IO[bytes]) -> int:
         """Validate one code per line of a binary stream (stdin, a file), blank lines
         skipped; write one JSON result per line to ``out``, in input order. Returns the
@@ -389,16 +378,3 @@ def _codes(block: bytes) -> list[str]:
     """The non-blank lines of ``block``, stripped (undecodable bytes become U+FFFD)."""
     lines = block.decode("utf-8", "replace").splitlines()
     return [code for code in (line.strip() for line in lines) if code]
-
-
-def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        if not item:
-            continue
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
