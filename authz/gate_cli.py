@@ -20,6 +20,7 @@ synced lists.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -169,6 +170,17 @@ def keep_freed_heap(limit: int = HEAP_KEEP_BYTES) -> bool:
         return False
 
 
+def binary_stdout() -> Any:
+    """stdout as a buffered binary stream, which writes a whole batch or raises. With
+    ``PYTHONUNBUFFERED`` (or ``-u``) ``sys.stdout.buffer`` is the raw file, whose
+    ``write`` may take only part of a batch (a signal during a large pipe write); the
+    stream returned then shares its descriptor without owning it."""
+    out = sys.stdout.buffer
+    if isinstance(out, io.RawIOBase):
+        return open(out.fileno(), "wb", closefd=False)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     from authz.gate_agent import GateAgentError
 
@@ -189,8 +201,8 @@ def _run(args: argparse.Namespace) -> int:
             server.server_close()
         return 0
     keep_freed_heap()
-    out = sys.stdout.buffer
     sys.stdout.flush()  # anything printed as text before goes first
+    out = binary_stdout()
     try:
         if args.file is None:
             count = agent.run_stream(sys.stdin.buffer, out)

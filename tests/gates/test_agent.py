@@ -330,3 +330,22 @@ def test_run_stops_cleanly_when_its_reader_goes_away(env: Env, tmp_path: Path) -
         assert proc.wait(60) == 1
     assert first["valid"] is True
     assert "output closed by its reader" in err and "Traceback" not in err
+
+
+def test_stdout_is_buffered_even_when_python_runs_unbuffered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    from authz.gate_cli import binary_stdout
+
+    with open(tmp_path / "out", "wb", buffering=0) as raw:  # what -u makes stdout.buffer
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))  # type: ignore[arg-type]
+        out = binary_stdout()
+        assert isinstance(out, io.BufferedWriter) and out.fileno() == raw.fileno()
+        out.write(b"x" * 100_000)
+        out.flush()
+        del out  # does not close the shared descriptor
+        raw.write(b"\n")
+    assert (tmp_path / "out").read_bytes() == b"x" * 100_000 + b"\n"
