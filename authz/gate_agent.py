@@ -303,6 +303,10 @@ class GateAgent:
         written and flushed whole, so a program reading ``out`` sees complete lines as
         soon as they exist. Lines end with LF, CRLF or CR; a last line without one is
         validated at end of input. Bytes that are not UTF-8 fail as a malformed code.
+
+        Raises :class:`NoLists` when the gate never synced, and what ``out`` raises
+        (``BrokenPipeError`` when its reader went away: the batches before are written,
+        their reports queued).
         """
         read = source.read1 if hasattr(source, "read1") else source.read
         count = 0
