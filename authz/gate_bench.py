@@ -10,9 +10,10 @@ Codes are fresh (distinct cti) for each measurement, so replay never refuses the
 Prints one JSON object: scans per second of each path and the ratios, by wall time
 (best of the interleaved rounds) and by CPU time of the process doing the work (robust
 to other load on a shared machine). The service's CPU includes its anchoring worker,
-which anchors the scan batches' audit events on the chain about once a second; on the
-embedded py-evm chain that is most of the gap to the target (measured: ~6 of ~16 ms CPU
-per batch of 100).
+which anchors the scan batches' audit events on the chain every
+``CONSENTGATE_AUDIT_WAIT_MS`` (10 s): a round in which that batch falls costs ~2 ms of
+service CPU per batch of 100 more (~9.8 against ~8 ms), and the best round is usually
+one without it (docs/gates.md).
 """
 
 from __future__ import annotations

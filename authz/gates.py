@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 
 from authz import audit, devices
 from authz.errors import Forbidden, Unauthorized
-from authz.fieldcheck import SKEW_S, RedisReplay, apply_shared_replay, result_dict, trust_list
+from authz.fieldcheck import SKEW_S, RedisReplay, apply_shared_replay, result_dicts, trust_list
 from authz.ids import new_id, new_secret, secret_hash
 from authz.models import AuditEvent, Gate
 from authz.services import Services
@@ -156,7 +156,7 @@ def validate(
         results.extend(verifier.verify_batch([q for q, _ in scans[start:end]], at))
         start = end
     scope = apply_shared_replay(results, vals.replay, svc.clock(), SKEW_S)  # type: ignore[operator]
-    out = [result_dict(r, at) for r, (_, at) in zip(results, scans, strict=True)]
+    out = result_dicts(results, [at for _, at in scans])
     _audit(
         svc,
         gate_id,
@@ -218,15 +218,9 @@ class AuditWriter:
                     break
             events = [i for i in items if isinstance(i, dict)]
             if events:
-                rows = [
-                    {
-                        "kind": ev["kind"],
-                        "ref": ev["batch_id"],
-                        "event": ev,
-                        "event_hash": audit.event_hash(ev),
-                    }
-                    for ev in events
-                ]
+                # created_ms set: audit-only anchoring waits for its clock (it read 0 as
+                # "due" and anchored gate batches on every pass of the worker)
+                rows = [audit.event_row(ev["kind"], ev["batch_id"], ev) for ev in events]
                 try:
                     with self.svc.db.engine.begin() as conn:
                         conn.execute(insert(AuditEvent), rows)
@@ -269,9 +263,8 @@ def _audit(
     if not durable:
         audit_writer(svc).put(event)
         return batch_id
-    row = {"kind": kind, "ref": batch_id, "event": event, "event_hash": audit.event_hash(event)}
     with svc.db.engine.begin() as conn:
-        conn.execute(insert(AuditEvent), [row])
+        conn.execute(insert(AuditEvent), [audit.event_row(kind, batch_id, event)])
     return batch_id
 
 

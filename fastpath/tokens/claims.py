@@ -45,21 +45,30 @@ def claims_of(profile: str, payload: bytes) -> dict[str, Any]:
     if profile != "sc1":
         return jsonable(claims)
     cert = cbor.decode(_cose_payload(claims[codes.CLAIM_SC1_DEVICE_CERT]))
-    return sc1_summary(claims, cert)
+    return sc1_summary(claims, sc1_cert_summary(cert))
 
 
-def sc1_summary(claims: Any, cert: Any) -> dict[str, Any]:
-    """The ``SC1:`` claims a result reports, from the token's claims map and its device
-    certificate's claims map (however they were decoded)."""
-    out: dict[str, Any] = {
-        "cti": claims[codes.CLAIM_CTI].hex(),
-        "iat": claims[codes.CLAIM_IAT],
-        "exp": claims[codes.CLAIM_EXP],
+def sc1_cert_summary(cert: Any) -> dict[str, Any]:
+    """The device certificate's half of an ``SC1:`` summary, from its claims map:
+    ``sub`` (hex), ``status_index``, ``cert_iat``, ``cert_exp``. A gate may cache it per
+    certificate (a phone shows codes under one certificate for hours)."""
+    return {
         "sub": cert[codes.CLAIM_SUB].hex(),
         "status_index": cert[codes.CLAIM_SC1_STATUS_INDEX],
         "cert_iat": cert.get(codes.CLAIM_IAT),
         "cert_exp": cert[codes.CLAIM_EXP],
     }
+
+
+def sc1_summary(claims: Any, cert_summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``SC1:`` claims a result reports, from the token's claims map (however it was
+    decoded) and :func:`sc1_cert_summary` of its device certificate (not modified)."""
+    out: dict[str, Any] = {
+        "cti": claims[codes.CLAIM_CTI].hex(),
+        "iat": claims[codes.CLAIM_IAT],
+        "exp": claims[codes.CLAIM_EXP],
+    }
+    out.update(cert_summary)
     if codes.CLAIM_NBF in claims:
         out["nbf"] = claims[codes.CLAIM_NBF]
     return out

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -82,6 +81,8 @@ def key_from_certificate(cert_der: bytes, kid: bytes | None = None) -> TrustKey:
     The certificate's notBefore/notAfter become the key's validity window. Raises
     :class:`TrustListError` when the bytes are not a certificate.
     """
+    from cryptography import x509  # here: its import is a third of a gate's start-up
+
     try:
         cert = x509.load_der_x509_certificate(cert_der)
     except ValueError as exc:
@@ -143,6 +144,8 @@ def _certificate_der(text: Any) -> bytes:
     if not isinstance(text, str):
         raise TrustListError("a certificate must be a base64 string", "certificate_invalid")
     if "-----BEGIN" in text:
+        from cryptography import x509
+
         try:
             cert = x509.load_pem_x509_certificate(text.encode("ascii"))
         except (ValueError, UnicodeEncodeError) as exc:

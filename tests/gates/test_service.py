@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from pathlib import Path
 
 import redis
 
@@ -340,3 +341,34 @@ def test_gate_keys_are_remembered_once_authenticated(env: Env) -> None:
     remembered = known_gate(env.svc, gate["api_key"])
     assert remembered is not None and remembered.gate_id == gate["gate_id"]
     assert known_gate(env.svc, "cgg_unknown") is None
+
+
+def test_audit_batches_wait_for_their_clock_without_being_loaded(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from authz import audit, gates
+    from authz.anchoring import AnchorWorker
+    from authz.models import AuditEvent
+    from tests.authz.conftest import open_env
+
+    env = open_env(tmp_path, start_worker=False, audit_wait_ms=60_000)
+    try:
+        worker = AnchorWorker(env.svc)
+        gate, _ = gates.register_gate(env.svc, "Gate Z", "Hall")
+        report = {"cti": "00" * 16, "kid": "aa", "valid": True, "stage": "ok", "reason": "ok"}
+        for _ in range(3):
+            gates.record_reports(env.svc, gate, gate.gate_id, [{**report, "scanned_at": 1.0}])
+        pending, oldest = worker._audit_pending()
+        assert pending >= 3 and oldest > time.time() * 1000 - 60_000  # stamped, not 0
+        with env.svc.db.sessions() as s:
+            row = s.scalars(select(AuditEvent).where(AuditEvent.kind == "gate_reports")).first()
+        assert row is not None and row.event_hash == audit.event_hash(row.event)
+        assert list(row.event)[:3] == ["kind", "batch_id", "gate_id"]
+        loads: list[int] = []
+        load = worker._unanchored_audit
+        worker._unanchored_audit = lambda: loads.append(1) or load()  # type: ignore[method-assign]
+        assert worker.run_once(force=False) == 0 and loads == []  # not due: rows not read
+        assert worker.run_once(force=True) == pending and loads == [1]
+        assert worker._audit_pending() == (0, 0)
+    finally:
+        env.svc.close()

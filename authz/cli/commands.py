@@ -1,7 +1,9 @@
-"""The ``consentgate`` command line (Typer).
+"""The ``consentgate`` command line (Typer), loaded by :func:`authz.cli.main`.
 
-Subcommands: ``serve``, ``demo``, ``reindex``, ``admin token``, and ``token ...`` (the QR
-token tools of :mod:`fastpath.cli`). Every command reads the ``CONSENTGATE_*`` settings.
+Subcommands: ``serve``, ``demo``, ``reindex``, ``admin token``, ``token ...`` (the QR
+token tools of :mod:`fastpath.cli`), and ``gate ...`` (handed to :mod:`authz.gate_cli`,
+which :func:`authz.cli.main` runs without loading Typer at all). Every command reads the
+``CONSENTGATE_*`` settings.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from authz.gate_cli import app as gate_app
 from fastpath.cli import app as token_app
 
 app = typer.Typer(
@@ -148,7 +149,15 @@ def audit_verify(
     _verify(path, chain, lambda c, d, t: verify_audit(c, d, anchor=t["anchor"]), registry, anchor)
 
 
-app.add_typer(gate_app, name="gate")
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def gate(ctx: typer.Context) -> None:
+    """Offline gate agent: sync lists, validate codes, upload reports (`gate --help`)."""
+    from authz.gate_cli import main
+
+    raise typer.Exit(main(ctx.args))
 
 
 UrlOption = Annotated[str | None, typer.Option(help="service base URL (default: from settings)")]
@@ -324,7 +333,3 @@ def admin_token() -> None:
     from authz.settings import get_settings
 
     typer.echo(get_settings().effective_registrar_token())
-
-
-if __name__ == "__main__":
-    app()

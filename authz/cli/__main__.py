@@ -1,0 +1,5 @@
+"""``python -m authz.cli``: the same as the ``consentgate`` command."""
+
+from authz.cli import main
+
+main()
