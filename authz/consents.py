@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from authz import audit, outbox, typed_data
@@ -40,6 +40,7 @@ from authz.errors import (
 from authz.ids import checksum, new_id
 from authz.models import (
     AcceptedWithdrawal,
+    AuditEvent,
     Consent,
     ConsentEvent,
     ConsentRequest,
@@ -454,65 +455,85 @@ def _commit_grants(
     results: list[Accepted | ConsentgateError | None],
     one_by_one: bool,
 ) -> list[tuple[int, Accepted]]:
-    """Insert the verified grants (and their audit events) in one transaction; with
-    ``one_by_one`` each in its own savepoint, so an item a concurrent request inserted
-    first becomes that item's ``duplicate_grant`` and the others still go in."""
-    added: list[tuple[int, OutboxItem]] = []
-    with svc.db.session() as s:
+    """Insert the verified grants (and their audit events) in one transaction: one
+    multi-row INSERT per table. With ``one_by_one`` each item goes in its own savepoint,
+    so an item a concurrent request inserted first becomes that item's
+    ``duplicate_grant`` and the others still go in."""
+    with svc.db.write_session() as s:
         ids = [req.consent_id for _, req, _ in verified]
         existing = {
             i.dedupe_key: i
             for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
         }
         legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
+        todo: list[tuple[int, ConsentRequest, str]] = []
         for pos, req, sig in verified:
             if req.consent_id in existing:
                 results[pos] = _duplicate(existing[req.consent_id])
-                continue
-            if req.consent_id in legacy:
-                results[pos] = Conflict(
-                    "this consent request was already granted",
-                    code="duplicate_grant",
-                    consent_id=req.consent_id,
-                )
-                continue
-            savepoint = s.begin_nested() if one_by_one else None
+            elif req.consent_id in legacy:
+                results[pos] = _already_granted(req.consent_id)
+            else:
+                todo.append((pos, req, sig))
+        if not one_by_one:
+            return _insert_grants(s, todo)
+        added: list[tuple[int, Accepted]] = []
+        for pos, req, sig in todo:
+            savepoint = s.begin_nested()
             try:
-                item = outbox.enqueue(
-                    s,
-                    "grant",
-                    req.consent_id,
-                    req.consent_id,
-                    req.subject,
-                    {"message": req.message, "signature": sig, "request_id": req.request_id},
-                )
-                audit.append(
-                    s,
-                    "grant",
-                    req.consent_id,
-                    {
-                        "consent_id": req.consent_id,
-                        "subject": req.subject,
-                        "controller": req.message["controller"],
-                        "at_ms": outbox.now_ms(),
-                    },
-                )
-                if savepoint is not None:
-                    s.flush()
-                    savepoint.commit()
+                added += _insert_grants(s, [(pos, req, sig)])
+                savepoint.commit()
             except IntegrityError:
-                if savepoint is None:
-                    raise
                 savepoint.rollback()
-                results[pos] = Conflict(
-                    "this consent request was already granted",
-                    code="duplicate_grant",
-                    consent_id=req.consent_id,
-                )
-                continue
-            added.append((pos, item))
-        s.flush()
-        return [(pos, accepted_from(item)) for pos, item in added]
+                results[pos] = _already_granted(req.consent_id)
+        return added
+
+
+def _already_granted(consent_id: str) -> Conflict:
+    return Conflict(
+        "this consent request was already granted", code="duplicate_grant", consent_id=consent_id
+    )
+
+
+def _insert_grants(
+    s: Any, todo: list[tuple[int, ConsentRequest, str]]
+) -> list[tuple[int, Accepted]]:
+    """Insert pending outbox items and their audit events for ``todo`` (Core bulk
+    inserts, seqs returned in order); raises ``IntegrityError`` on a duplicate."""
+    if not todo:
+        return []
+    items = [
+        outbox.item_row(
+            "grant",
+            req.consent_id,
+            req.consent_id,
+            req.subject,
+            {"message": req.message, "signature": sig, "request_id": req.request_id},
+        )
+        for _, req, sig in todo
+    ]
+    seqs = s.scalars(
+        insert(OutboxItem).returning(OutboxItem.seq, sort_by_parameter_order=True), items
+    ).all()
+    s.execute(
+        insert(AuditEvent),
+        [
+            audit.event_row(
+                "grant",
+                req.consent_id,
+                {
+                    "consent_id": req.consent_id,
+                    "subject": req.subject,
+                    "controller": req.message["controller"],
+                    "at_ms": item["created_ms"],
+                },
+            )
+            for (_, req, _), item in zip(todo, items, strict=True)
+        ],
+    )
+    return [
+        (pos, Accepted(req.consent_id, "pending", "pending", None, None, int(seq)))
+        for (pos, req, _), seq in zip(todo, seqs, strict=True)
+    ]
 
 
 def grant(svc: Services, request_id: str, signature: str) -> Accepted:
