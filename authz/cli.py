@@ -180,6 +180,7 @@ def serve(
         err=True,
     )
     svc.start_anchoring()
+    settle_heap()
     try:
         uvicorn.run(
             create_app(settings, services=svc, close_on_shutdown=True),
@@ -189,6 +190,22 @@ def serve(
         )
     finally:
         svc.close()
+
+
+def settle_heap() -> None:
+    """Tune the garbage collector for a long-running server, once started.
+
+    The chain, contracts, web3 and SQLAlchemy leave ~10^6 long-lived objects that every
+    full collection walks again; batches of thousands of JSON documents trigger many
+    collections (~30% of the CPU of batch acceptance and anchoring, measured).
+    ``gc.freeze`` moves what exists now out of the collector's sight and a larger
+    first-generation threshold makes collections rarer; cycles are still collected.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 def _open(settings: Any) -> Any:
