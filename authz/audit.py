@@ -21,10 +21,10 @@ import json
 import time
 from typing import Any
 
-from eth_utils import keccak
 from sqlalchemy.orm import Session
 
 from authz.models import AuditEvent
+from fastpath.eip712 import keccak256
 
 
 def canonical_json(event: dict[str, Any]) -> bytes:
@@ -34,7 +34,7 @@ def canonical_json(event: dict[str, Any]) -> bytes:
 
 def event_hash(event: dict[str, Any]) -> str:
     """``keccak256(canonical_json(event))`` as 0x hex."""
-    return "0x" + keccak(canonical_json(event)).hex()
+    return "0x" + keccak256(canonical_json(event)).hex()
 
 
 def event_row(kind: str, ref: str, event: dict[str, Any]) -> dict[str, Any]:

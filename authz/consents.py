@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import keccak
 from sqlalchemy import insert, select
@@ -348,9 +348,19 @@ def _duplicate(item: OutboxItem) -> Conflict:
     return Conflict("the consent is already withdrawn", code="already_withdrawn", **current)
 
 
+class _Request(NamedTuple):
+    """The columns of a consent request that accepting its grant needs (the ORM entity
+    would also decode the record document)."""
+
+    request_id: str
+    consent_id: str
+    subject: str
+    message: dict[str, Any]
+
+
 def _verify_grants(
     svc: Services, items: Sequence[tuple[str, str]]
-) -> tuple[list[ConsentgateError | None], list[tuple[int, ConsentRequest, str]]]:
+) -> tuple[list[ConsentgateError | None], list[tuple[int, _Request, str]]]:
     """Check a batch of signed grants with one query per table and one batch recovery
     (the compiled EIP-712 fast path, GIL released). Returns per-item errors and the
     verified ``(position, request, canonical signature)``."""
@@ -358,14 +368,17 @@ def _verify_grants(
     now = svc.now()
     with svc.db.sessions() as s:
         reqs = {
-            r.request_id: r
-            for r in s.scalars(
-                select(ConsentRequest).where(
-                    ConsentRequest.request_id.in_({rid for rid, _ in items})
-                )
+            r.request_id: _Request(*r)
+            for r in s.execute(
+                select(
+                    ConsentRequest.request_id,
+                    ConsentRequest.consent_id,
+                    ConsentRequest.subject,
+                    ConsentRequest.message,
+                ).where(ConsentRequest.request_id.in_({rid for rid, _ in items}))
             )
         }
-    candidates: list[tuple[int, ConsentRequest, str]] = []
+    candidates: list[tuple[int, _Request, str]] = []
     for pos, (request_id, signature) in enumerate(items):
         req = reqs.get(request_id)
         if req is None:
@@ -426,7 +439,7 @@ def accept_grants(
     """
     errors, checked = _verify_grants(svc, items)
     results: list[Accepted | ConsentgateError | None] = list(errors)
-    verified: list[tuple[int, ConsentRequest, str]] = []
+    verified: list[tuple[int, _Request, str]] = []
     seen: set[str] = set()
     for pos, req, sig in checked:
         if req.consent_id in seen:
@@ -451,7 +464,7 @@ def accept_grants(
 
 def _commit_grants(
     svc: Services,
-    verified: list[tuple[int, ConsentRequest, str]],
+    verified: list[tuple[int, _Request, str]],
     results: list[Accepted | ConsentgateError | None],
     one_by_one: bool,
 ) -> list[tuple[int, Accepted]]:
@@ -466,7 +479,7 @@ def _commit_grants(
             for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
         }
         legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
-        todo: list[tuple[int, ConsentRequest, str]] = []
+        todo: list[tuple[int, _Request, str]] = []
         for pos, req, sig in verified:
             if req.consent_id in existing:
                 results[pos] = _duplicate(existing[req.consent_id])
@@ -494,11 +507,10 @@ def _already_granted(consent_id: str) -> Conflict:
     )
 
 
-def _insert_grants(
-    s: Any, todo: list[tuple[int, ConsentRequest, str]]
-) -> list[tuple[int, Accepted]]:
+def _insert_grants(s: Any, todo: list[tuple[int, _Request, str]]) -> list[tuple[int, Accepted]]:
     """Insert pending outbox items and their audit events for ``todo`` (Core bulk
-    inserts, seqs returned in order); raises ``IntegrityError`` on a duplicate."""
+    inserts, then the new seqs read back by dedupe key); raises ``IntegrityError`` on a
+    duplicate."""
     if not todo:
         return []
     items = [
@@ -511,9 +523,15 @@ def _insert_grants(
         )
         for _, req, sig in todo
     ]
-    seqs = s.scalars(
-        insert(OutboxItem).returning(OutboxItem.seq, sort_by_parameter_order=True), items
-    ).all()
+    s.execute(insert(OutboxItem), items)  # one executemany, no RETURNING: SQLite would
+    # return ordered keys only one row per statement
+    seq_of = dict(
+        s.execute(
+            select(OutboxItem.dedupe_key, OutboxItem.seq).where(
+                OutboxItem.dedupe_key.in_([i["dedupe_key"] for i in items])
+            )
+        ).all()
+    )
     s.execute(
         insert(AuditEvent),
         [
@@ -531,8 +549,8 @@ def _insert_grants(
         ],
     )
     return [
-        (pos, Accepted(req.consent_id, "pending", "pending", None, None, int(seq)))
-        for (pos, req, _), seq in zip(todo, seqs, strict=True)
+        (pos, Accepted(req.consent_id, "pending", "pending", None, None, seq_of[req.consent_id]))
+        for pos, req, _ in todo
     ]
 
 

@@ -77,12 +77,14 @@ def get(db: Database, seq: int) -> OutboxItem | None:
         return s.get(OutboxItem, seq)
 
 
-def pending(db: Database, limit: int) -> list[OutboxItem]:
-    """The oldest ``limit`` pending items, in acceptance order."""
+def pending(db: Database, limit: int) -> list[Any]:
+    """The oldest ``limit`` pending items, in acceptance order: read-only rows with the
+    :class:`OutboxItem` columns as attributes (no ORM entities: the worker reads
+    thousands per batch and changes them with bulk statements)."""
     with db.sessions() as s:
         return list(
-            s.scalars(
-                select(OutboxItem)
+            s.execute(
+                select(OutboxItem.__table__)
                 .where(OutboxItem.state == "pending")
                 .order_by(OutboxItem.seq)
                 .limit(limit)
