@@ -128,10 +128,10 @@ class Commitments:
             except BaseException:
                 self.load()  # the trees may hold leaves the database did not take
                 raise
-            request_ids = {
-                g.consent_id: g.payload.get("request_id") for g in items if g.kind == "grant"
-            }
-            self._send_and_finalize(batch_id, doc, request_ids)
+            grants = [g for g in items if g.kind == "grant"]
+            request_ids = {g.consent_id: g.payload.get("request_id") for g in grants}
+            signers = {g.consent_id: g.payload.get("signer") for g in grants}
+            self._send_and_finalize(batch_id, doc, request_ids, signers)
             return batch_id
 
     def _prepare(
@@ -265,10 +265,12 @@ class Commitments:
         batch_id: int,
         doc: dict[str, Any] | None = None,
         request_ids: dict[str, str | None] | None = None,
+        signers: dict[str, str | None] | None = None,
     ) -> None:
         """Anchor prepared batch ``batch_id`` and project it. ``doc`` is its batch file
-        when the caller has it in memory (else it is read back), ``request_ids`` the
-        request of each consent id (else read from the outbox)."""
+        when the caller has it in memory (else it is read back), ``request_ids`` and
+        ``signers`` what acceptance recorded for each consent id (see
+        :func:`project_batch`)."""
         with self.svc.db.sessions() as s:
             b = s.get(Batch, batch_id)
         assert b is not None
@@ -303,7 +305,7 @@ class Commitments:
                 .values(state="anchored", tx_hash=tx_hash, block_number=block)
             )
             outbox.mark_batch_anchored(s, batch_id, tx_hash, block)
-            project_batch(s, doc, tx_hash, block, block_time, request_ids)
+            project_batch(s, doc, tx_hash, block, block_time, request_ids, signers)
 
 
 def _set_leaves(
@@ -333,14 +335,16 @@ def project_batch(
     block: int,
     block_time: int,
     request_ids: dict[str, str | None] | None = None,
+    signers: dict[str, str | None] | None = None,
 ) -> None:
     """Project one anchored batch document into the index (consents, events, status).
 
     Idempotent (rows of the batch are replaced); used live after anchoring and by
     ``reindex`` when replaying batch files. Bulk statements: a batch of thousands of
     consents costs a few queries, and signers are recovered in one compiled batch.
-    ``request_ids`` (consent id -> request id) saves reading them from the outbox when
-    the caller has them.
+    ``request_ids`` (consent id -> request id) saves reading them from the outbox, and
+    ``signers`` (consent id -> the signer acceptance verified) the second recovery, when
+    the caller has them for every consent of the batch.
     """
     cs = doc["consents"]
     if cs:
@@ -354,13 +358,18 @@ def project_batch(
                     )
                 )
             }
-        signers = eip712.recover_signers(
-            [from_hex(c["consent_id"]) for c in cs], [from_hex(c["signature"]) for c in cs]
+        known = [(signers or {}).get(cid) for cid in ids]
+        recovered = (
+            known
+            if all(known)
+            else eip712.recover_signers(
+                [from_hex(c["consent_id"]) for c in cs], [from_hex(c["signature"]) for c in cs]
+            )
         )
         s.execute(delete(ConsentEvent).where(ConsentEvent.consent_id.in_(ids)))
         s.execute(delete(Consent).where(Consent.consent_id.in_(ids)))
         consents, events = [], []
-        for c, signer in zip(cs, signers, strict=True):
+        for c, signer in zip(cs, recovered, strict=True):
             m = c["message"]
             args = grant_args(m)
             cid = c["consent_id"]

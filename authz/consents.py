@@ -356,6 +356,7 @@ class _Request(NamedTuple):
     consent_id: str
     subject: str
     message: dict[str, Any]
+    signer: str = ""  # who signed the grant, once verified
 
 
 def _verify_grants(
@@ -363,7 +364,7 @@ def _verify_grants(
 ) -> tuple[list[ConsentgateError | None], list[tuple[int, _Request, str]]]:
     """Check a batch of signed grants with one query per table and one batch recovery
     (the compiled EIP-712 fast path, GIL released). Returns per-item errors and the
-    verified ``(position, request, canonical signature)``."""
+    verified ``(position, request with its signer, canonical signature)``."""
     errors: list[ConsentgateError | None] = [None] * len(items)
     now = svc.now()
     with svc.db.sessions() as s:
@@ -423,7 +424,7 @@ def _verify_grants(
         if error is not None:
             errors[pos] = error
             continue
-        verified.append((pos, req, sig))
+        verified.append((pos, req._replace(signer=signer), sig))
     return errors, verified
 
 
@@ -519,7 +520,12 @@ def _insert_grants(s: Any, todo: list[tuple[int, _Request, str]]) -> list[tuple[
             req.consent_id,
             req.consent_id,
             req.subject,
-            {"message": req.message, "signature": sig, "request_id": req.request_id},
+            {
+                "message": req.message,
+                "signature": sig,
+                "request_id": req.request_id,
+                "signer": req.signer,
+            },
         )
         for _, req, sig in todo
     ]
