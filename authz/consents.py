@@ -472,29 +472,37 @@ def _commit_grants(
     """Insert the verified grants (and their audit events) in one transaction: one
     multi-row INSERT per table. With ``one_by_one`` each item goes in its own savepoint,
     so an item a concurrent request inserted first becomes that item's
-    ``duplicate_grant`` and the others still go in."""
-    with svc.db.write_session() as s:
-        ids = [req.consent_id for _, req, _ in verified]
+    ``duplicate_grant`` and the others still go in.
+
+    Duplicates are looked up and the rows built before the write transaction, which
+    holds the database's one write lock for the statements and the commit only (a
+    concurrent duplicate still fails the insert on ``dedupe_key``)."""
+    ids = [req.consent_id for _, req, _ in verified]
+    with svc.db.sessions() as s:
         existing = {
             i.dedupe_key: i
             for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
         }
         legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
-        todo: list[tuple[int, _Request, str]] = []
-        for pos, req, sig in verified:
-            if req.consent_id in existing:
-                results[pos] = _duplicate(existing[req.consent_id])
-            elif req.consent_id in legacy:
-                results[pos] = _already_granted(req.consent_id)
-            else:
-                todo.append((pos, req, sig))
+    todo: list[tuple[int, _Request, str]] = []
+    for pos, req, sig in verified:
+        if req.consent_id in existing:
+            results[pos] = _duplicate(existing[req.consent_id])
+        elif req.consent_id in legacy:
+            results[pos] = _already_granted(req.consent_id)
+        else:
+            todo.append((pos, req, sig))
+    if not todo:
+        return []
+    rows = _grant_rows(todo)
+    with svc.db.write_session() as s:
         if not one_by_one:
-            return _insert_grants(s, todo)
+            return _insert_grants(s, todo, *rows)
         added: list[tuple[int, Accepted]] = []
-        for pos, req, sig in todo:
+        for k, (pos, req, sig) in enumerate(todo):
             savepoint = s.begin_nested()
             try:
-                added += _insert_grants(s, [(pos, req, sig)])
+                added += _insert_grants(s, [(pos, req, sig)], [rows[0][k]], [rows[1][k]])
                 savepoint.commit()
             except IntegrityError:
                 savepoint.rollback()
@@ -508,12 +516,10 @@ def _already_granted(consent_id: str) -> Conflict:
     )
 
 
-def _insert_grants(s: Any, todo: list[tuple[int, _Request, str]]) -> list[tuple[int, Accepted]]:
-    """Insert pending outbox items and their audit events for ``todo`` (Core bulk
-    inserts, then the new seqs read back by dedupe key); raises ``IntegrityError`` on a
-    duplicate."""
-    if not todo:
-        return []
+def _grant_rows(
+    todo: list[tuple[int, _Request, str]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The outbox rows and audit event rows of verified grants, in order."""
     items = [
         outbox.item_row(
             "grant",
@@ -529,6 +535,30 @@ def _insert_grants(s: Any, todo: list[tuple[int, _Request, str]]) -> list[tuple[
         )
         for _, req, sig in todo
     ]
+    events = [
+        audit.event_row(
+            "grant",
+            req.consent_id,
+            {
+                "consent_id": req.consent_id,
+                "subject": req.subject,
+                "controller": req.message["controller"],
+                "at_ms": item["created_ms"],
+            },
+        )
+        for (_, req, _), item in zip(todo, items, strict=True)
+    ]
+    return items, events
+
+
+def _insert_grants(
+    s: Any,
+    todo: list[tuple[int, _Request, str]],
+    items: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> list[tuple[int, Accepted]]:
+    """Insert the rows of :func:`_grant_rows` (Core bulk inserts, then the new seqs read
+    back by dedupe key); raises ``IntegrityError`` on a duplicate."""
     s.execute(insert(OutboxItem), items)  # one executemany, no RETURNING: SQLite would
     # return ordered keys only one row per statement
     seq_of = dict(
@@ -538,22 +568,7 @@ def _insert_grants(s: Any, todo: list[tuple[int, _Request, str]]) -> list[tuple[
             )
         ).all()
     )
-    s.execute(
-        insert(AuditEvent),
-        [
-            audit.event_row(
-                "grant",
-                req.consent_id,
-                {
-                    "consent_id": req.consent_id,
-                    "subject": req.subject,
-                    "controller": req.message["controller"],
-                    "at_ms": item["created_ms"],
-                },
-            )
-            for (_, req, _), item in zip(todo, items, strict=True)
-        ],
-    )
+    s.execute(insert(AuditEvent), events)
     return [
         (pos, Accepted(req.consent_id, "pending", "pending", None, None, seq_of[req.consent_id]))
         for pos, req, _ in todo
