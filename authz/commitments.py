@@ -314,17 +314,40 @@ def _set_leaves(
     leaves: list[tuple[int, int]],
     batch: int,
 ) -> None:
-    """Set ``leaf_index`` and ``batch_id`` of rows by ``seq``: one executemany of a Core
-    UPDATE (the ORM's bulk UPDATE by primary key also walks the session's identity map,
-    which costs more than the statement at thousands of rows)."""
-    if leaves:
-        table = model.__table__
-        assert isinstance(table, Table)
+    """Set ``leaf_index`` and ``batch_id`` of rows by ``seq``.
+
+    Rows whose seqs and leaves both run consecutively (the usual case: a batch takes the
+    oldest rows in seq order) get one range UPDATE per run (``leaf_index = seq +
+    offset``); scattered ones one executemany of a Core UPDATE by ``seq`` (the ORM's bulk
+    UPDATE by primary key also walks the session's identity map, which costs more than
+    the statement at thousands of rows).
+    """
+    if not leaves:
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    runs: list[list[tuple[int, int]]] = [[leaves[0]]]
+    for seq, leaf in leaves[1:]:
+        last_seq, last_leaf = runs[-1][-1]
+        if seq == last_seq + 1 and leaf == last_leaf + 1:
+            runs[-1].append((seq, leaf))
+        else:
+            runs.append([(seq, leaf)])
+    single = [run[0] for run in runs if len(run) == 1]
+    for run in runs:
+        if len(run) > 1:
+            (first_seq, first_leaf), (last_seq, _) = run[0], run[-1]
+            s.execute(
+                update(table)
+                .where(table.c.seq >= first_seq, table.c.seq <= last_seq)
+                .values(leaf_index=table.c.seq + (first_leaf - first_seq), batch_id=batch)
+            )
+    if single:
         s.execute(
             update(table)
             .where(table.c.seq == bindparam("k_seq"))
             .values(leaf_index=bindparam("k_leaf"), batch_id=batch),
-            [{"k_seq": seq, "k_leaf": leaf} for seq, leaf in leaves],
+            [{"k_seq": seq, "k_leaf": leaf} for seq, leaf in single],
         )
 
 
