@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from authz import outbox, typed_data
@@ -44,6 +44,7 @@ from authz.models import (
     Consent,
     ConsentEvent,
     OutboxItem,
+    table_of,
 )
 from authz.services import Services
 from fastpath import eip712, merkle
@@ -324,8 +325,7 @@ def _set_leaves(
     """
     if not leaves:
         return
-    table = model.__table__
-    assert isinstance(table, Table)
+    table = table_of(model)
     runs: list[list[tuple[int, int]]] = [[leaves[0]]]
     for seq, leaf in leaves[1:]:
         last_seq, last_leaf = runs[-1][-1]
@@ -429,8 +429,8 @@ def project_batch(
                     "block_time": block_time,
                 }
             )
-        s.execute(insert(Consent), consents)
-        s.execute(insert(ConsentEvent), events)
+        s.execute(insert(table_of(Consent)), consents)  # Core: no ORM bulk bookkeeping
+        s.execute(insert(table_of(ConsentEvent)), events)
     for w in doc["withdrawals"]:
         s.execute(
             update(Consent).where(Consent.consent_id == w["consent_id"]).values(withdrawn=True)

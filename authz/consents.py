@@ -48,6 +48,7 @@ from authz.models import (
     Guardianship,
     OutboxItem,
     WithdrawalIntent,
+    table_of,
 )
 from authz.services import Services
 from fastpath import eip712
@@ -559,8 +560,8 @@ def _insert_grants(
 ) -> list[tuple[int, Accepted]]:
     """Insert the rows of :func:`_grant_rows` (Core bulk inserts, then the new seqs read
     back by dedupe key); raises ``IntegrityError`` on a duplicate."""
-    s.execute(insert(OutboxItem), items)  # one executemany, no RETURNING: SQLite would
-    # return ordered keys only one row per statement
+    s.execute(insert(table_of(OutboxItem)), items)  # one Core executemany; no RETURNING:
+    # SQLite returns ordered keys only one row per statement
     seq_of = dict(
         s.execute(
             select(OutboxItem.dedupe_key, OutboxItem.seq).where(
@@ -568,7 +569,7 @@ def _insert_grants(
             )
         ).all()
     )
-    s.execute(insert(AuditEvent), events)
+    s.execute(insert(table_of(AuditEvent)), events)
     return [
         (pos, Accepted(req.consent_id, "pending", "pending", None, None, seq_of[req.consent_id]))
         for pos, req, _ in todo
