@@ -159,11 +159,13 @@ class AnchorWorker:
         with self.svc.db.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(pending)) or 0), oldest
 
-    def _unanchored_audit(self) -> list[AuditEvent]:
+    def _unanchored_audit(self) -> list[Any]:
+        """Audit events not yet in the tree, oldest first: read-only rows with the
+        :class:`AuditEvent` columns as attributes."""
         with self.svc.db.sessions() as s:
             return list(
-                s.scalars(
-                    select(AuditEvent)
+                s.execute(
+                    select(AuditEvent.__table__)
                     .where(AuditEvent.leaf_index.is_(None))
                     .order_by(AuditEvent.seq)
                     .limit(AUDIT_MAX)

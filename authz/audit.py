@@ -24,12 +24,12 @@ import json
 import time
 from typing import Any
 
-from eth_utils import keccak
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from authz.db import Database
 from authz.models import AuditEvent, Meta, QueuedAccessAudit
+from fastpath.eip712 import keccak256
 
 
 def canonical_json(event: dict[str, Any]) -> bytes:
@@ -39,7 +39,7 @@ def canonical_json(event: dict[str, Any]) -> bytes:
 
 def event_hash(event: dict[str, Any]) -> str:
     """``keccak256(canonical_json(event))`` as 0x hex."""
-    return "0x" + keccak(canonical_json(event)).hex()
+    return "0x" + keccak256(canonical_json(event)).hex()
 
 
 def event_row(kind: str, ref: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def move_queued(db: Database, limit: int = 20_000) -> int:
     checks). Moved rows are deleted later by the access log's own writer
     (:func:`trim_moved`).
     """
-    with db.session() as s:
+    with db.write_session() as s:
         done = moved_watermark(s)
         queued = s.execute(
             select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))

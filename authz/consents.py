@@ -21,10 +21,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import keccak
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from authz import audit, outbox, typed_data
@@ -40,6 +40,7 @@ from authz.errors import (
 from authz.ids import checksum, new_id
 from authz.models import (
     AcceptedWithdrawal,
+    AuditEvent,
     Consent,
     ConsentEvent,
     ConsentRequest,
@@ -47,6 +48,7 @@ from authz.models import (
     Guardianship,
     OutboxItem,
     WithdrawalIntent,
+    table_of,
 )
 from authz.services import Services
 from fastpath import eip712
@@ -347,24 +349,38 @@ def _duplicate(item: OutboxItem) -> Conflict:
     return Conflict("the consent is already withdrawn", code="already_withdrawn", **current)
 
 
+class _Request(NamedTuple):
+    """The columns of a consent request that accepting its grant needs (the ORM entity
+    would also decode the record document)."""
+
+    request_id: str
+    consent_id: str
+    subject: str
+    message: dict[str, Any]
+    signer: str = ""  # who signed the grant, once verified
+
+
 def _verify_grants(
     svc: Services, items: Sequence[tuple[str, str]]
-) -> tuple[list[ConsentgateError | None], list[tuple[int, ConsentRequest, str]]]:
+) -> tuple[list[ConsentgateError | None], list[tuple[int, _Request, str]]]:
     """Check a batch of signed grants with one query per table and one batch recovery
     (the compiled EIP-712 fast path, GIL released). Returns per-item errors and the
-    verified ``(position, request, canonical signature)``."""
+    verified ``(position, request with its signer, canonical signature)``."""
     errors: list[ConsentgateError | None] = [None] * len(items)
     now = svc.now()
     with svc.db.sessions() as s:
         reqs = {
-            r.request_id: r
-            for r in s.scalars(
-                select(ConsentRequest).where(
-                    ConsentRequest.request_id.in_({rid for rid, _ in items})
-                )
+            r.request_id: _Request(*r)
+            for r in s.execute(
+                select(
+                    ConsentRequest.request_id,
+                    ConsentRequest.consent_id,
+                    ConsentRequest.subject,
+                    ConsentRequest.message,
+                ).where(ConsentRequest.request_id.in_({rid for rid, _ in items}))
             )
         }
-    candidates: list[tuple[int, ConsentRequest, str]] = []
+    candidates: list[tuple[int, _Request, str]] = []
     for pos, (request_id, signature) in enumerate(items):
         req = reqs.get(request_id)
         if req is None:
@@ -409,7 +425,7 @@ def _verify_grants(
         if error is not None:
             errors[pos] = error
             continue
-        verified.append((pos, req, sig))
+        verified.append((pos, req._replace(signer=signer), sig))
     return errors, verified
 
 
@@ -425,7 +441,7 @@ def accept_grants(
     """
     errors, checked = _verify_grants(svc, items)
     results: list[Accepted | ConsentgateError | None] = list(errors)
-    verified: list[tuple[int, ConsentRequest, str]] = []
+    verified: list[tuple[int, _Request, str]] = []
     seen: set[str] = set()
     for pos, req, sig in checked:
         if req.consent_id in seen:
@@ -450,69 +466,114 @@ def accept_grants(
 
 def _commit_grants(
     svc: Services,
-    verified: list[tuple[int, ConsentRequest, str]],
+    verified: list[tuple[int, _Request, str]],
     results: list[Accepted | ConsentgateError | None],
     one_by_one: bool,
 ) -> list[tuple[int, Accepted]]:
-    """Insert the verified grants (and their audit events) in one transaction; with
-    ``one_by_one`` each in its own savepoint, so an item a concurrent request inserted
-    first becomes that item's ``duplicate_grant`` and the others still go in."""
-    added: list[tuple[int, OutboxItem]] = []
-    with svc.db.session() as s:
-        ids = [req.consent_id for _, req, _ in verified]
+    """Insert the verified grants (and their audit events) in one transaction: one
+    multi-row INSERT per table. With ``one_by_one`` each item goes in its own savepoint,
+    so an item a concurrent request inserted first becomes that item's
+    ``duplicate_grant`` and the others still go in.
+
+    Duplicates are looked up and the rows built before the write transaction, which
+    holds the database's one write lock for the statements and the commit only (a
+    concurrent duplicate still fails the insert on ``dedupe_key``)."""
+    ids = [req.consent_id for _, req, _ in verified]
+    with svc.db.sessions() as s:
         existing = {
             i.dedupe_key: i
             for i in s.scalars(select(OutboxItem).where(OutboxItem.dedupe_key.in_(ids)))
         }
         legacy = set(s.scalars(select(Consent.consent_id).where(Consent.consent_id.in_(ids))))
-        for pos, req, sig in verified:
-            if req.consent_id in existing:
-                results[pos] = _duplicate(existing[req.consent_id])
-                continue
-            if req.consent_id in legacy:
-                results[pos] = Conflict(
-                    "this consent request was already granted",
-                    code="duplicate_grant",
-                    consent_id=req.consent_id,
-                )
-                continue
-            savepoint = s.begin_nested() if one_by_one else None
+    todo: list[tuple[int, _Request, str]] = []
+    for pos, req, sig in verified:
+        if req.consent_id in existing:
+            results[pos] = _duplicate(existing[req.consent_id])
+        elif req.consent_id in legacy:
+            results[pos] = _already_granted(req.consent_id)
+        else:
+            todo.append((pos, req, sig))
+    if not todo:
+        return []
+    rows = _grant_rows(todo)
+    with svc.db.write_session() as s:
+        if not one_by_one:
+            return _insert_grants(s, todo, *rows)
+        added: list[tuple[int, Accepted]] = []
+        for k, (pos, req, sig) in enumerate(todo):
+            savepoint = s.begin_nested()
             try:
-                item = outbox.enqueue(
-                    s,
-                    "grant",
-                    req.consent_id,
-                    req.consent_id,
-                    req.subject,
-                    {"message": req.message, "signature": sig, "request_id": req.request_id},
-                )
-                audit.append(
-                    s,
-                    "grant",
-                    req.consent_id,
-                    {
-                        "consent_id": req.consent_id,
-                        "subject": req.subject,
-                        "controller": req.message["controller"],
-                        "at_ms": outbox.now_ms(),
-                    },
-                )
-                if savepoint is not None:
-                    s.flush()
-                    savepoint.commit()
+                added += _insert_grants(s, [(pos, req, sig)], [rows[0][k]], [rows[1][k]])
+                savepoint.commit()
             except IntegrityError:
-                if savepoint is None:
-                    raise
                 savepoint.rollback()
-                results[pos] = Conflict(
-                    "this consent request was already granted",
-                    code="duplicate_grant",
-                    consent_id=req.consent_id,
-                )
-                continue
-            added.append((pos, item))
-        s.flush()
-        return [(pos, accepted_from(item)) for pos, item in added]
+                results[pos] = _already_granted(req.consent_id)
+        return added
+
+
+def _already_granted(consent_id: str) -> Conflict:
+    return Conflict(
+        "this consent request was already granted", code="duplicate_grant", consent_id=consent_id
+    )
+
+
+def _grant_rows(
+    todo: list[tuple[int, _Request, str]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The outbox rows and audit event rows of verified grants, in order."""
+    items = [
+        outbox.item_row(
+            "grant",
+            req.consent_id,
+            req.consent_id,
+            req.subject,
+            {
+                "message": req.message,
+                "signature": sig,
+                "request_id": req.request_id,
+                "signer": req.signer,
+            },
+        )
+        for _, req, sig in todo
+    ]
+    events = [
+        audit.event_row(
+            "grant",
+            req.consent_id,
+            {
+                "consent_id": req.consent_id,
+                "subject": req.subject,
+                "controller": req.message["controller"],
+                "at_ms": item["created_ms"],
+            },
+        )
+        for (_, req, _), item in zip(todo, items, strict=True)
+    ]
+    return items, events
+
+
+def _insert_grants(
+    s: Any,
+    todo: list[tuple[int, _Request, str]],
+    items: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> list[tuple[int, Accepted]]:
+    """Insert the rows of :func:`_grant_rows` (Core bulk inserts, then the new seqs read
+    back by dedupe key); raises ``IntegrityError`` on a duplicate."""
+    s.execute(insert(table_of(OutboxItem)), items)  # one Core executemany; no RETURNING:
+    # SQLite returns ordered keys only one row per statement
+    seq_of = dict(
+        s.execute(
+            select(OutboxItem.dedupe_key, OutboxItem.seq).where(
+                OutboxItem.dedupe_key.in_([i["dedupe_key"] for i in items])
+            )
+        ).all()
+    )
+    s.execute(insert(table_of(AuditEvent)), events)
+    return [
+        (pos, Accepted(req.consent_id, "pending", "pending", None, None, seq_of[req.consent_id]))
+        for pos, req, _ in todo
+    ]
 
 
 def grant(svc: Services, request_id: str, signature: str) -> Accepted:

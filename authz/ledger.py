@@ -89,10 +89,10 @@ def grant_args(message: dict[str, Any]) -> tuple[Any, ...]:
     return (
         m["subject"],
         m["controller"],
-        keccak(text=m["purpose"]),
-        [keccak(text=c) for c in m["piCategories"]],
+        _text_keccak(m["purpose"]),
+        [_text_keccak(c) for c in m["piCategories"]],
         m["sensitive"],
-        keccak(b"".join(keccak(text=t) for t in m["thirdParties"])),
+        _third_parties_hash(tuple(m["thirdParties"])),
         m["separateConsent"],
         int(m["validFrom"]),
         int(m["validUntil"]),
@@ -100,6 +100,18 @@ def grant_args(message: dict[str, Any]) -> tuple[Any, ...]:
         int(m["nonce"]),
         int(m["deadline"]),
     )
+
+
+@lru_cache(maxsize=65536)
+def _text_keccak(value: str) -> bytes:
+    """``keccak256(utf8(value))``; cached: purposes, categories and third parties are a
+    small vocabulary repeated across every grant of a batch."""
+    return keccak(text=value)
+
+
+@lru_cache(maxsize=16384)
+def _third_parties_hash(third_parties: tuple[str, ...]) -> bytes:
+    return keccak(b"".join(_text_keccak(t) for t in third_parties))
 
 
 def withdrawal_args(message: dict[str, Any]) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ Times are Unix seconds (int) unless a column name ends in ``_ms``.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -353,3 +353,11 @@ class Gate(Base):
     location: Mapped[str] = mapped_column(String(200))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class: bulk statements on it skip the ORM's per-row
+    bookkeeping (for executemany inserts and updates of thousands of rows)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

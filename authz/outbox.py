@@ -44,18 +44,25 @@ def enqueue(
     The caller checks :func:`find` first; a concurrent duplicate fails the commit with
     an ``IntegrityError`` on ``dedupe_key``.
     """
-    item = OutboxItem(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        consent_id=consent_id,
-        subject=subject,
-        payload=payload,
-        state="pending",
-        attempts=0,
-        created_ms=now_ms(),
-    )
+    item = OutboxItem(**item_row(kind, dedupe_key, consent_id, subject, payload))
     s.add(item)
     return item
+
+
+def item_row(
+    kind: str, dedupe_key: str, consent_id: str, subject: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The column dict of a new pending item (for :func:`enqueue` and bulk inserts)."""
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "consent_id": consent_id,
+        "subject": subject,
+        "payload": payload,
+        "state": "pending",
+        "attempts": 0,
+        "created_ms": now_ms(),
+    }
 
 
 def find(db: Database, dedupe_key: str) -> OutboxItem | None:
@@ -70,12 +77,14 @@ def get(db: Database, seq: int) -> OutboxItem | None:
         return s.get(OutboxItem, seq)
 
 
-def pending(db: Database, limit: int) -> list[OutboxItem]:
-    """The oldest ``limit`` pending items, in acceptance order."""
+def pending(db: Database, limit: int) -> list[Any]:
+    """The oldest ``limit`` pending items, in acceptance order: read-only rows with the
+    :class:`OutboxItem` columns as attributes (no ORM entities: the worker reads
+    thousands per batch and changes them with bulk statements)."""
     with db.sessions() as s:
         return list(
-            s.scalars(
-                select(OutboxItem)
+            s.execute(
+                select(OutboxItem.__table__)
                 .where(OutboxItem.state == "pending")
                 .order_by(OutboxItem.seq)
                 .limit(limit)
@@ -113,6 +122,16 @@ def mark_anchored(
         )
 
 
+def mark_batch_anchored(s: Session, batch_id: int, tx_hash: str, block_number: int) -> None:
+    """Mark anchored by ``tx_hash`` every still pending item prepared for ``batch_id``
+    (one statement; it reads the pending items through the ``state`` index)."""
+    s.execute(
+        update(OutboxItem)
+        .where(OutboxItem.state == "pending", OutboxItem.batch_id == batch_id)
+        .values(state="anchored", tx_hash=tx_hash, block_number=block_number, anchored_ms=now_ms())
+    )
+
+
 def mark_failed(s: Session, seq: int, code: str, detail: str) -> None:
     """Mark one item failed with the chain's decoded reason."""
     s.execute(
@@ -120,6 +139,11 @@ def mark_failed(s: Session, seq: int, code: str, detail: str) -> None:
         .where(OutboxItem.seq == seq, OutboxItem.state == "pending")
         .values(state="failed", error_code=code, error_detail=detail[:2000], anchored_ms=now_ms())
     )
+
+
+def _owned_for(held: dict[str, Any], owner: str, ms: float) -> bool:
+    """Whether the lease ``held`` is ``owner``'s for at least ``ms`` more."""
+    return bool(held["owner"] == owner and held["until_ms"] - now_ms() > ms)
 
 
 class Lease:
@@ -132,18 +156,27 @@ class Lease:
         self.ttl_ms = ttl_ms
 
     def acquire(self) -> bool:
-        """Take or renew the lease; False when another live process holds it."""
-        with self.db.session() as s:
-            try:
-                with s.begin_nested():
-                    s.execute(
-                        insert(Meta).values(
-                            key=LEASE_KEY, value=json.dumps({"owner": "", "until_ms": 0})
+        """Take or renew the lease; False when another live process holds it.
+
+        While this owner holds it with more than half the TTL left, answers True from one
+        read: the worker asks before every batch, and a write per ask would queue behind
+        the acceptance transactions for the database's write lock.
+        """
+        current = self.db.get_meta(LEASE_KEY)
+        if current is None:
+            with self.db.write_session() as s:
+                try:
+                    with s.begin_nested():
+                        s.execute(
+                            insert(Meta).values(
+                                key=LEASE_KEY, value=json.dumps({"owner": "", "until_ms": 0})
+                            )
                         )
-                    )
-            except IntegrityError:
-                pass
-        with self.db.session() as s:
+                except IntegrityError:
+                    pass
+        elif _owned_for(json.loads(current), self.owner, self.ttl_ms / 2):
+            return True
+        with self.db.write_session() as s:
             current = s.scalar(select(Meta.value).where(Meta.key == LEASE_KEY))
             held: dict[str, Any] = json.loads(current) if current else {"owner": "", "until_ms": 0}
             now = now_ms()
