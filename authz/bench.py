@@ -81,49 +81,6 @@ def _serve_in_thread(settings: Any) -> tuple[Any, Any, Any]:
     return svc, server, thread
 
 
-def _serve_in_subprocess(data_dir: Any, env: dict[str, str], log_path: Any) -> tuple[Any, str, Any]:
-    """``consentgate serve`` in a child process with ``CONSENTGATE_*`` ``env``; returns
-    (process, base URL, open log file) once ``/healthz`` answers (RuntimeError if it
-    does not within 180 s)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    full_env = {
-        **os.environ,
-        **env,
-        "CONSENTGATE_DATA_DIR": str(data_dir),
-        "CONSENTGATE_HOST": "127.0.0.1",
-        "CONSENTGATE_PORT": str(port),
-    }
-    log = open(log_path, "wb")  # noqa: SIM115 (closed by the caller with the process)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authz.cli", "serve"],
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base, log
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            raise RuntimeError(f"the service did not start; see {log_path}")
-        time.sleep(0.1)
-
-
 def anchoring(
     grants: int, chain: str, baseline_sample: int = 20, concurrency: int = 4, batch: int = 250
 ) -> dict[str, Any]:
@@ -138,18 +95,20 @@ def anchoring(
     beforehand, posted to ``POST /v1/consent-batches`` by ``concurrency`` threads in
     batches of ``batch``, timed until every one is anchored (read from the service's
     index database). Rates are grants per second; ``accept_*_ms`` are the batch POST
-    latencies. Raises RuntimeError when the service process does not start.
+    latencies. Raises :class:`authz.localserver.ServerStartError` when the service
+    process does not start.
     """
     import os
-    import signal
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
+    from contextlib import closing
     from pathlib import Path
 
     from sqlalchemy import func, select
 
     from authz.db import Database
     from authz.ledger import grant_args
+    from authz.localserver import serve_process
     from authz.models import OutboxItem
     from authz.settings import Settings
 
@@ -192,77 +151,68 @@ def anchoring(
             thread.join(30)
             svc.close()
         # (b) batched: the service in its own process; requests signed before the clock
-        data_dir = Path(tmp) / "batched"
-        data_dir.mkdir(mode=0o700)
-        env = {"CONSENTGATE_ANCHOR_MODE": "batched", "CONSENTGATE_BATCH_MAX": "2000"}
-        env |= {"CONSENTGATE_BATCH_WAIT_MS": "100", "CONSENTGATE_CHAIN_URL": url}
-        env |= {"CONSENTGATE_RELAYER_KEY": key}
-        proc, base, log = _serve_in_subprocess(data_dir, env, Path(tmp) / "service.log")
-        served = Settings(data_dir=data_dir, chain_url=url, relayer_key=key)
-        index = Database(served.db_url())
-        try:
-            with Client(base, timeout=300) as api:
-                dept = api.register_department(
-                    served.effective_registrar_token(),
-                    "Bench Dept",
-                    Account.create().address,
-                    ["bench"],
+        with (
+            serve_process(
+                Path(tmp) / "batched",
+                anchor_mode="batched",
+                batch_max="2000",
+                batch_wait_ms="100",
+                chain_url=url,
+                relayer_key=key,
+            ) as server,
+            closing(Database(Settings(data_dir=Path(tmp) / "batched").db_url())) as index,
+            Client(server.base_url, timeout=300) as api,
+        ):
+            dept = api.register_department(
+                server.registrar_token,
+                "Bench Dept",
+                Account.create().address,
+                ["bench"],
+            )
+            bodies: list[list[dict[str, str]]] = [[]]
+            for _ in range(grants):
+                citizen = Account.create()
+                req = api.request_consent(
+                    dept, request_body(citizen.address, "bench", ["identity"])
                 )
-                bodies: list[list[dict[str, str]]] = [[]]
-                for _ in range(grants):
-                    citizen = Account.create()
-                    req = api.request_consent(
-                        dept, request_body(citizen.address, "bench", ["identity"])
-                    )
-                    if len(bodies[-1]) >= batch:
-                        bodies.append([])
-                    bodies[-1].append(
-                        {
-                            "request_id": req["request_id"],
-                            "signature": sign_typed(citizen, req["typed_data"]),
-                        }
-                    )
-                latencies: list[float] = []
+                if len(bodies[-1]) >= batch:
+                    bodies.append([])
+                bodies[-1].append(
+                    {
+                        "request_id": req["request_id"],
+                        "signature": sign_typed(citizen, req["typed_data"]),
+                    }
+                )
+            latencies: list[float] = []
 
-                def post(body: list[dict[str, str]]) -> int:
-                    t0 = time.perf_counter()
-                    resp = api.http.post("/v1/consent-batches", json={"items": body})
-                    latencies.append((time.perf_counter() - t0) * 1000)
-                    return sum(
-                        1 for r in resp.raise_for_status().json()["results"] if r["accepted"]
-                    )
+            def post(body: list[dict[str, str]]) -> int:
+                t0 = time.perf_counter()
+                resp = api.http.post("/v1/consent-batches", json={"items": body})
+                latencies.append((time.perf_counter() - t0) * 1000)
+                return sum(1 for r in resp.raise_for_status().json()["results"] if r["accepted"])
 
-                start = time.perf_counter()
-                with ThreadPoolExecutor(concurrency) as pool:
-                    accepted = sum(pool.map(post, bodies))
-                while True:
-                    with index.sessions() as s:
-                        left = s.scalar(
+            start = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                accepted = sum(pool.map(post, bodies))
+            while True:
+                with index.sessions() as s:
+                    left = s.scalar(
+                        select(func.count())
+                        .select_from(OutboxItem)
+                        .where(OutboxItem.state == "pending")
+                    )
+                    anchored = int(
+                        s.scalar(
                             select(func.count())
                             .select_from(OutboxItem)
-                            .where(OutboxItem.state == "pending")
+                            .where(OutboxItem.state == "anchored")
                         )
-                        anchored = int(
-                            s.scalar(
-                                select(func.count())
-                                .select_from(OutboxItem)
-                                .where(OutboxItem.state == "anchored")
-                            )
-                            or 0
-                        )
-                    if not left or time.perf_counter() - start > 600:
-                        break
-                    time.sleep(0.005)  # the end is read to within 5 ms
-                seconds = time.perf_counter() - start
-        finally:
-            index.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except Exception:
-                proc.kill()
-                proc.wait(10)
-            log.close()
+                        or 0
+                    )
+                if not left or time.perf_counter() - start > 600:
+                    break
+                time.sleep(0.005)  # the end is read to within 5 ms
+            seconds = time.perf_counter() - start
     latencies.sort()
     out.update(
         {

@@ -1,0 +1,30 @@
+"""Issue 4 measurements in one small run each (``consentgate bench anchoring|checks``
+print the full figures).
+
+The runs here check the measurements themselves: every grant posted is anchored, every
+phase timed the checks it says, and each figure is a positive number. Ratios are
+reported, not asserted (no timing asserts on a shared machine).
+"""
+
+from __future__ import annotations
+
+from authz.bench import anchoring, checks_under_anchoring
+
+
+def test_bench_anchoring_measures_every_grant_anchored() -> None:
+    out = anchoring(grants=60, chain="embedded", baseline_sample=3, batch=25)
+    assert (out["grants"], out["accepted"], out["anchored"]) == (60, 60, 60)
+    for key in ("baseline_grants_per_s", "grants_per_s", "ratio", "accept_p50_ms"):
+        assert out[key] > 0, out
+    assert out["accept_p99_ms"] >= out["accept_p50_ms"]
+    print(out)
+
+
+def test_bench_checks_times_both_phases() -> None:
+    out = checks_under_anchoring(grants=300, checks=20)
+    assert out["loader_ok"] is True
+    assert out["busy_checks"] >= 1 and out["busy_seconds"] > 0
+    for key in ("idle_p50_ms", "idle_p99_ms", "busy_p50_ms", "busy_p99_ms", "p99_ratio"):
+        assert out[key] > 0, out
+    assert out["idle_p99_ms"] >= out["idle_p50_ms"]
+    print(out)
