@@ -8,17 +8,18 @@ years.
 
 from __future__ import annotations
 
+import hmac
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from authz import audit
 from authz.consents import rfc3339
-from authz.errors import NotFound
-from authz.ids import checksum, new_id
+from authz.errors import NotFound, Unauthorized
+from authz.ids import checksum, new_id, secret_hash
 from authz.ledger import text_hash
 from authz.models import (
     AcceptedWithdrawal,
@@ -30,14 +31,43 @@ from authz.models import (
 )
 from authz.services import Services
 
-# The check path's queries, built once (statement construction costs more than the
-# SQLite lookup itself on this path).
-_ACTIVE = select(DepartmentState.active).where(DepartmentState.address == bindparam("address"))
-_CANDIDATES = select(Consent).where(
-    Consent.subject == bindparam("subject"),
-    Consent.controller == bindparam("controller"),
-    Consent.purpose_hash == bindparam("purpose_hash"),
+# The check path's queries: SQLAlchemy Core, built once, bound per call (statement
+# construction and ORM entity loading cost far more than the indexed lookups).
+_DEPT = Department.__table__
+_STATE = DepartmentState.__table__
+_CONSENT = Consent.__table__
+_WITHDRAWAL = AcceptedWithdrawal.__table__
+
+# A department by API-key digest, with its projected on-chain state, read fresh on every
+# check (a suspension, or a key rotation by another process, takes effect at once).
+_CALLER = (
+    select(_DEPT.c.department_id, _DEPT.c.address, _DEPT.c.api_key_hash, _STATE.c.active)
+    .select_from(_DEPT.outerjoin(_STATE, _STATE.c.address == _DEPT.c.address))
+    .where(_DEPT.c.api_key_hash == bindparam("digest"))
 )
+_ACTIVE = select(_STATE.c.active).where(_STATE.c.address == bindparam("address"))
+# The candidate consents with their accepted withdrawal, if any, in one indexed query.
+_CANDIDATES = (
+    select(
+        _CONSENT.c.consent_id,
+        _CONSENT.c.withdrawn,
+        _CONSENT.c.valid_from,
+        _CONSENT.c.valid_until,
+        _CONSENT.c.category_hashes,
+        _CONSENT.c.granted_tx,
+        _CONSENT.c.granted_block,
+        _WITHDRAWAL.c.consent_id.label("withdrawal"),
+    )
+    .select_from(_CONSENT.outerjoin(_WITHDRAWAL, _WITHDRAWAL.c.consent_id == _CONSENT.c.consent_id))
+    .where(
+        _CONSENT.c.subject == bindparam("subject"),
+        _CONSENT.c.controller == bindparam("controller"),
+        _CONSENT.c.purpose_hash == bindparam("purpose_hash"),
+    )
+)
+
+# A row of _CANDIDATES (any arity: SQLAlchemy types rows by their column tuple).
+CandidateRow = Row[*tuple[Any, ...]]
 
 # Reasons, most decisive last: when no consent allows the access, the reason reported
 # is that of the candidate that came closest.
@@ -64,9 +94,29 @@ class AccessDecision:
     access_id: str
     anchor: dict[str, Any] | None
 
+    def as_json(self) -> dict[str, Any]:
+        """The public answer ``{"allowed", "consent_id", "reason", "access_id", "anchor"}``
+        (the keys and order of :class:`authz.api.schemas.AccessCheckResult`)."""
+        return {
+            "allowed": self.allowed,
+            "consent_id": self.consent_id,
+            "reason": self.reason,
+            "access_id": self.access_id,
+            "anchor": self.anchor,
+        }
 
-def _evaluate(c: Consent, wanted: set[str], now: int) -> str:
-    if c.withdrawn:
+
+@dataclass(frozen=True)
+class Caller:
+    """The department making a check, as read at the time of the check."""
+
+    department_id: str
+    address: str
+    active: bool
+
+
+def _evaluate(c: CandidateRow, wanted: set[str], now: int) -> str:
+    if c.withdrawn or c.withdrawal is not None:
         return "consent_withdrawn"
     if now > c.valid_until:
         return "consent_expired"
@@ -75,6 +125,91 @@ def _evaluate(c: Consent, wanted: set[str], now: int) -> str:
     if not wanted <= set(c.category_hashes):
         return "category_not_granted"
     return "consent_valid"
+
+
+def _decide(
+    conn: Connection, caller: Caller, subject: str, purpose: str, wanted: set[str], now: int
+) -> tuple[str, CandidateRow | None]:
+    """The reason and the allowing consent row (None when denied), read through ``conn``."""
+    if not caller.active:
+        return "department_suspended", None
+    candidates = conn.execute(
+        _CANDIDATES,
+        {"subject": subject, "controller": caller.address, "purpose_hash": text_hash(purpose)},
+    ).all()
+    reason = "no_consent"
+    for c in candidates:
+        r = _evaluate(c, wanted, now)
+        if r == "consent_valid":
+            return r, c
+        if REASON_RANK[r] >= REASON_RANK[reason]:
+            reason = r
+    return reason, None
+
+
+def _read(
+    svc: Services,
+    api_key: str | None,
+    dept: Department | None,
+    subject: str,
+    purpose: str,
+    pii_categories: list[str],
+) -> tuple[Caller, str, str, CandidateRow | None]:
+    """Authenticate (by ``api_key``, or take ``dept``), check ``subject`` and decide, in
+    one connection; returns the caller, the checksummed subject, the reason and the
+    allowing consent row."""
+    wanted = {text_hash(c) for c in pii_categories}
+    now = svc.now()
+    with svc.db.engine.connect() as conn:
+        if dept is None:
+            assert api_key is not None
+            digest = secret_hash(api_key)
+            row = conn.execute(_CALLER, {"digest": digest}).first()
+            if row is None or not hmac.compare_digest(row.api_key_hash, digest):
+                raise Unauthorized("unknown department API key", code="invalid_api_key")
+            caller = Caller(row.department_id, row.address, bool(row.active))
+        else:
+            active = conn.execute(_ACTIVE, {"address": dept.address}).scalar()
+            caller = Caller(dept.department_id, dept.address, bool(active))
+        subject = checksum(subject, "subject")
+        reason, chosen = _decide(conn, caller, subject, purpose, wanted, now)
+    return caller, subject, reason, chosen
+
+
+def _log(
+    svc: Services,
+    caller: Caller,
+    subject: str,
+    purpose: str,
+    pii_categories: list[str],
+    reason: str,
+    chosen: CandidateRow | None,
+) -> tuple[AccessDecision, list[tuple[Any, dict[str, Any]]]]:
+    """The decision and the rows that log it (access-log row and audit event)."""
+    access_id = new_id("acc")
+    consent_id = chosen.consent_id if chosen is not None else None
+    record = {
+        "access_id": access_id,
+        "department_id": caller.department_id,
+        "subject": subject,
+        "purpose": purpose,
+        "pii_categories": list(pii_categories),
+        "allowed": chosen is not None,
+        "reason": reason,
+        "consent_id": consent_id,
+        "at_ms": int(time.time() * 1000),
+    }
+    event = audit.event_row("access_check", access_id, {**record, "controller": caller.address})
+    anchor = None
+    if chosen is not None:
+        anchor = {
+            "chain_id": svc.ledger.chain_id,
+            "registry": svc.ledger.address,
+            "tx_hash": chosen.granted_tx,
+            "block_number": chosen.granted_block,
+        }
+    decision = AccessDecision(chosen is not None, reason, consent_id, access_id, anchor)
+    return decision, [(AccessRecord, record), (QueuedAccessAudit, event)]
 
 
 def check_access(
@@ -86,71 +221,38 @@ def check_access(
     window (both ends inclusive) and grants every requested category, and only while the
     department is registered and not suspended. Reasons: ``consent_valid``,
     ``no_consent``, ``consent_withdrawn``, ``consent_expired``, ``consent_not_yet_valid``,
-    ``category_not_granted``, ``department_suspended``. The check is logged either way.
+    ``category_not_granted``, ``department_suspended``. The check is logged either way
+    (durably, before this returns). Raises :class:`authz.errors.BadRequest`
+    ``invalid_address`` for a malformed ``subject``.
     """
     subject = checksum(subject, "subject")
-    now = svc.now()
-    wanted = {text_hash(c) for c in pii_categories}
-    decision_reason = "no_consent"
-    chosen: Consent | None = None
-    with svc.db.sessions() as s:
-        active = s.scalar(_ACTIVE, {"address": dept.address})
-        candidates: Sequence[Consent] = []
-        withdrawn: set[str] = set()
-        if not active:
-            decision_reason = "department_suspended"
-        else:
-            candidates = s.scalars(
-                _CANDIDATES,
-                {
-                    "subject": subject,
-                    "controller": dept.address,
-                    "purpose_hash": text_hash(purpose),
-                },
-            ).all()
-            if candidates:
-                withdrawn = set(
-                    s.scalars(
-                        select(AcceptedWithdrawal.consent_id).where(
-                            AcceptedWithdrawal.consent_id.in_([c.consent_id for c in candidates])
-                        )
-                    )
-                )
-    for c in candidates:
-        reason = "consent_withdrawn" if c.consent_id in withdrawn else _evaluate(c, wanted, now)
-        if reason == "consent_valid":
-            chosen, decision_reason = c, reason
-            break
-        if REASON_RANK[reason] >= REASON_RANK[decision_reason]:
-            decision_reason = reason
-    allowed = chosen is not None
-    access_id = new_id("acc")
-    at_ms = int(time.time() * 1000)
-    consent_id = chosen.consent_id if chosen else None
-    record = {
-        "access_id": access_id,
-        "department_id": dept.department_id,
-        "subject": subject,
-        "purpose": purpose,
-        "pii_categories": list(pii_categories),
-        "allowed": allowed,
-        "reason": decision_reason,
-        "consent_id": consent_id,
-        "at_ms": at_ms,
-    }
-    event = audit.event_row("access_check", access_id, {**record, "controller": dept.address})
-    svc.group_commit.write([(AccessRecord, record), (QueuedAccessAudit, event)])
-    anchor = None
-    if chosen is not None:
-        anchor = {
-            "chain_id": svc.ledger.chain_id,
-            "registry": svc.ledger.address,
-            "tx_hash": chosen.granted_tx,
-            "block_number": chosen.granted_block,
-        }
-    return AccessDecision(
-        allowed, decision_reason, chosen.consent_id if chosen else None, access_id, anchor
-    )
+    caller, subject, reason, chosen = _read(svc, None, dept, subject, purpose, pii_categories)
+    decision, rows = _log(svc, caller, subject, purpose, pii_categories, reason, chosen)
+    svc.group_commit.write(rows)
+    return decision
+
+
+async def check_access_by_key(
+    svc: Services, api_key: str, subject: str, purpose: str, pii_categories: list[str]
+) -> AccessDecision:
+    """:func:`check_access` for the department owning ``api_key``, without a thread.
+
+    The department (and whether it is active) is read in the same connection as the
+    consents. On SQLite the indexed reads run inline on the event loop (tens of
+    microseconds, never blocked by the writer in WAL mode); on other databases in the
+    thread pool. The answer comes once the group commit holding the check's access-log
+    row and audit event has committed. Raises :class:`authz.errors.Unauthorized`
+    ``invalid_api_key`` for an unknown key, :class:`authz.errors.BadRequest`
+    ``invalid_address`` for a malformed ``subject``.
+    """
+    if svc.db.is_sqlite:
+        read = _read(svc, api_key, None, subject, purpose, pii_categories)
+    else:
+        read = await run_in_threadpool(_read, svc, api_key, None, subject, purpose, pii_categories)
+    caller, subject, reason, chosen = read
+    decision, rows = _log(svc, caller, subject, purpose, pii_categories, reason, chosen)
+    await svc.group_commit.write_async(rows)
+    return decision
 
 
 def access_log_of(svc: Services, subject: str, limit: int = 500) -> list[dict[str, Any]]:

@@ -88,6 +88,9 @@ class Database:
     """The index database: an engine and a session factory."""
 
     def __init__(self, url: str) -> None:
+        # Indexed SQLite reads take microseconds and do not wait for writers (WAL mode), so
+        # hot paths may run them on the event loop; other databases go over the network.
+        self.is_sqlite = url.startswith("sqlite")
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writer: AbstractContextManager[Any] = (
