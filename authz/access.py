@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Row, and_, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from authz import audit
 from authz.consents import rfc3339
-from authz.errors import NotFound, Unauthorized
+from authz.errors import BadRequest, NotFound, Unauthorized
 from authz.ids import checksum, new_id, secret_hash
 from authz.ledger import text_hash
 from authz.models import (
@@ -40,30 +41,52 @@ _WITHDRAWAL = AcceptedWithdrawal.__table__
 
 # A department by API-key digest, with its projected on-chain state, read fresh on every
 # check (a suspension, or a key rotation by another process, takes effect at once).
+_CALLER_COLUMNS = (_DEPT.c.department_id, _DEPT.c.address, _DEPT.c.api_key_hash, _STATE.c.active)
 _CALLER = (
-    select(_DEPT.c.department_id, _DEPT.c.address, _DEPT.c.api_key_hash, _STATE.c.active)
+    select(*_CALLER_COLUMNS)
     .select_from(_DEPT.outerjoin(_STATE, _STATE.c.address == _DEPT.c.address))
     .where(_DEPT.c.api_key_hash == bindparam("digest"))
 )
 _ACTIVE = select(_STATE.c.active).where(_STATE.c.address == bindparam("address"))
-# The candidate consents with their accepted withdrawal, if any, in one indexed query.
+# A candidate consent (same subject, controller and purpose) with its accepted
+# withdrawal, if any.
+_CANDIDATE_COLUMNS = (
+    _CONSENT.c.consent_id,
+    _CONSENT.c.withdrawn,
+    _CONSENT.c.valid_from,
+    _CONSENT.c.valid_until,
+    _CONSENT.c.category_hashes,
+    _CONSENT.c.granted_tx,
+    _CONSENT.c.granted_block,
+    _WITHDRAWAL.c.consent_id.label("withdrawal"),
+)
+_WITH_WITHDRAWAL = _WITHDRAWAL.c.consent_id == _CONSENT.c.consent_id
 _CANDIDATES = (
-    select(
-        _CONSENT.c.consent_id,
-        _CONSENT.c.withdrawn,
-        _CONSENT.c.valid_from,
-        _CONSENT.c.valid_until,
-        _CONSENT.c.category_hashes,
-        _CONSENT.c.granted_tx,
-        _CONSENT.c.granted_block,
-        _WITHDRAWAL.c.consent_id.label("withdrawal"),
-    )
-    .select_from(_CONSENT.outerjoin(_WITHDRAWAL, _WITHDRAWAL.c.consent_id == _CONSENT.c.consent_id))
+    select(*_CANDIDATE_COLUMNS)
+    .select_from(_CONSENT.outerjoin(_WITHDRAWAL, _WITH_WITHDRAWAL))
     .where(
         _CONSENT.c.subject == bindparam("subject"),
         _CONSENT.c.controller == bindparam("controller"),
         _CONSENT.c.purpose_hash == bindparam("purpose_hash"),
     )
+)
+# Both in one indexed query (the check's only read): one row per candidate, or one row
+# with NULL consent columns when there is none; no row for an unknown key.
+_CALLER_AND_CANDIDATES = (
+    select(*_CALLER_COLUMNS, *_CANDIDATE_COLUMNS)
+    .select_from(
+        _DEPT.outerjoin(_STATE, _STATE.c.address == _DEPT.c.address)
+        .outerjoin(
+            _CONSENT,
+            and_(
+                _CONSENT.c.controller == _DEPT.c.address,
+                _CONSENT.c.subject == bindparam("subject"),
+                _CONSENT.c.purpose_hash == bindparam("purpose_hash"),
+            ),
+        )
+        .outerjoin(_WITHDRAWAL, _WITH_WITHDRAWAL)
+    )
+    .where(_DEPT.c.api_key_hash == bindparam("digest"))
 )
 
 # A row of _CANDIDATES (any arity: SQLAlchemy types rows by their column tuple).
@@ -128,15 +151,11 @@ def _evaluate(c: CandidateRow, wanted: set[str], now: int) -> str:
 
 
 def _decide(
-    conn: Connection, caller: Caller, subject: str, purpose: str, wanted: set[str], now: int
+    caller: Caller, candidates: Sequence[CandidateRow], wanted: set[str], now: int
 ) -> tuple[str, CandidateRow | None]:
-    """The reason and the allowing consent row (None when denied), read through ``conn``."""
+    """The reason and the allowing consent row (None when denied)."""
     if not caller.active:
         return "department_suspended", None
-    candidates = conn.execute(
-        _CANDIDATES,
-        {"subject": subject, "controller": caller.address, "purpose_hash": text_hash(purpose)},
-    ).all()
     reason = "no_consent"
     for c in candidates:
         r = _evaluate(c, wanted, now)
@@ -147,33 +166,62 @@ def _decide(
     return reason, None
 
 
-def _read(
-    svc: Services,
-    api_key: str | None,
-    dept: Department | None,
-    subject: str,
-    purpose: str,
-    pii_categories: list[str],
+def _unknown_key() -> Unauthorized:
+    return Unauthorized("unknown department API key", code="invalid_api_key")
+
+
+def _read_by_key(
+    svc: Services, api_key: str, subject: str, purpose: str, pii_categories: list[str]
 ) -> tuple[Caller, str, str, CandidateRow | None]:
-    """Authenticate (by ``api_key``, or take ``dept``), check ``subject`` and decide, in
-    one connection; returns the caller, the checksummed subject, the reason and the
-    allowing consent row."""
+    """Authenticate ``api_key``, check ``subject`` and decide in one query; returns the
+    caller, the checksummed subject, the reason and the allowing consent row. Errors in
+    the declared endpoint's order: ``invalid_api_key`` before ``invalid_address``."""
+    wanted = {text_hash(c) for c in pii_categories}
+    now = svc.now()
+    digest = secret_hash(api_key)
+    with svc.db.engine.connect() as conn:
+        try:
+            subject = checksum(subject, "subject")
+        except BadRequest:
+            row = conn.execute(_CALLER, {"digest": digest}).first()
+            if row is None or not hmac.compare_digest(row.api_key_hash, digest):
+                raise _unknown_key() from None
+            raise
+        rows = conn.execute(
+            _CALLER_AND_CANDIDATES,
+            {"digest": digest, "subject": subject, "purpose_hash": text_hash(purpose)},
+        ).all()
+    if not rows or not hmac.compare_digest(rows[0].api_key_hash, digest):
+        raise _unknown_key()
+    first = rows[0]
+    caller = Caller(first.department_id, first.address, bool(first.active))
+    candidates = [r for r in rows if r.consent_id is not None]
+    reason, chosen = _decide(caller, candidates, wanted, now)
+    return caller, subject, reason, chosen
+
+
+def _read(
+    svc: Services, dept: Department, subject: str, purpose: str, pii_categories: list[str]
+) -> tuple[Caller, str, CandidateRow | None]:
+    """Read ``dept``'s state and the candidates, and decide; returns the caller, the
+    reason and the allowing consent row (``subject`` is checksummed already)."""
     wanted = {text_hash(c) for c in pii_categories}
     now = svc.now()
     with svc.db.engine.connect() as conn:
-        if dept is None:
-            assert api_key is not None
-            digest = secret_hash(api_key)
-            row = conn.execute(_CALLER, {"digest": digest}).first()
-            if row is None or not hmac.compare_digest(row.api_key_hash, digest):
-                raise Unauthorized("unknown department API key", code="invalid_api_key")
-            caller = Caller(row.department_id, row.address, bool(row.active))
-        else:
-            active = conn.execute(_ACTIVE, {"address": dept.address}).scalar()
-            caller = Caller(dept.department_id, dept.address, bool(active))
-        subject = checksum(subject, "subject")
-        reason, chosen = _decide(conn, caller, subject, purpose, wanted, now)
-    return caller, subject, reason, chosen
+        active = conn.execute(_ACTIVE, {"address": dept.address}).scalar()
+        caller = Caller(dept.department_id, dept.address, bool(active))
+        candidates: Sequence[CandidateRow] = []
+        if caller.active:
+            candidates = conn.execute(
+                _CANDIDATES,
+                {
+                    "subject": subject,
+                    "controller": dept.address,
+                    "purpose_hash": text_hash(purpose),
+                },
+            ).all()
+    reason, chosen = _decide(caller, candidates, wanted, now)
+    return caller, reason, chosen
 
 
 def _log(
@@ -226,7 +274,7 @@ def check_access(
     ``invalid_address`` for a malformed ``subject``.
     """
     subject = checksum(subject, "subject")
-    caller, subject, reason, chosen = _read(svc, None, dept, subject, purpose, pii_categories)
+    caller, reason, chosen = _read(svc, dept, subject, purpose, pii_categories)
     decision, rows = _log(svc, caller, subject, purpose, pii_categories, reason, chosen)
     svc.group_commit.write(rows)
     return decision
@@ -246,9 +294,9 @@ async def check_access_by_key(
     ``invalid_address`` for a malformed ``subject``.
     """
     if svc.db.is_sqlite:
-        read = _read(svc, api_key, None, subject, purpose, pii_categories)
+        read = _read_by_key(svc, api_key, subject, purpose, pii_categories)
     else:
-        read = await run_in_threadpool(_read, svc, api_key, None, subject, purpose, pii_categories)
+        read = await run_in_threadpool(_read_by_key, svc, api_key, subject, purpose, pii_categories)
     caller, subject, reason, chosen = read
     decision, rows = _log(svc, caller, subject, purpose, pii_categories, reason, chosen)
     await svc.group_commit.write_async(rows)

@@ -18,15 +18,17 @@ from authz.api.routes import (
     trust_list,
 )
 
+# Routes are matched in this order: access checks, the dominant call, come right after
+# the liveness probe (matching past a dozen routers cost ~25 us a check).
 routers = [
     health.router,
+    access_checks.router,
     departments.router,
     department_feed.router,
     guardianships.router,
     consent_requests.router,
     consents.router,
     consents.batch_router,
-    access_checks.router,
     auth.router,
     subjects.router,
     proofs.router,
