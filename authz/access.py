@@ -4,6 +4,14 @@ A department asks before every access; the answer comes from the index (projecte
 chain events, so it carries the consent's anchor), and the check itself — allowed or
 denied — is appended to the access log, which PIPL-minded operators keep at least three
 years.
+
+Checks are the dominant call, so their path is lean: one SQLAlchemy Core query reads the
+key's department, its on-chain state and the candidate consents with their withdrawals
+(nothing cached: a suspension, a key rotation or a withdrawal made by any process sharing
+the index counts on the next check), and the access-log row and audit event ride a group
+commit (:mod:`authz.group_commit`); the answer waits for that commit.
+:func:`check_access_by_key` is the HTTP path (no thread while waiting),
+:func:`check_access` the blocking one for a department already authenticated.
 """
 
 from __future__ import annotations
