@@ -315,3 +315,42 @@ def test_unanchored_audit_events_load_only_when_due(
             assert waiting.all() == []
     finally:
         e.svc.close()
+
+
+def test_concurrent_checks_each_answer_after_their_own_rows_commit(env: Env) -> None:
+    """Fifty checks at once on one event loop: every answer's access-log row and queued
+    audit event exist by the time it arrives, and no two checks share an id."""
+    import httpx
+
+    dept, citizen = env.department(), Account.create()
+    env.grant(env.request(dept, citizen.address), citizen)
+    app = create_app(services=env.svc)
+    body = orjson.dumps(_body(citizen.address))
+    headers = {**dept["headers"], "content-type": "application/json"}
+
+    def committed(access_id: str) -> bool:
+        with env.svc.db.engine.connect() as conn:
+            log = conn.execute(
+                select(AccessRecord.access_id).where(AccessRecord.access_id == access_id)
+            ).first()
+            event = (
+                conn.execute(
+                    select(QueuedAccessAudit.seq).where(QueuedAccessAudit.ref == access_id)
+                ).first()
+                or conn.execute(select(AuditEvent.seq).where(AuditEvent.ref == access_id)).first()
+            )
+        return log is not None and event is not None
+
+    async def one(client: httpx.AsyncClient) -> tuple[int, str, bool]:
+        resp = await client.post("/v1/access-checks", content=body, headers=headers)
+        out = resp.json()
+        return resp.status_code, out["access_id"], committed(out["access_id"])
+
+    async def main() -> list[tuple[int, str, bool]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            return await asyncio.gather(*(one(client) for _ in range(50)))
+
+    results = asyncio.run(main())
+    assert [(status, ok) for status, _, ok in results] == [(200, True)] * 50
+    assert len({access_id for _, access_id, _ in results}) == 50
