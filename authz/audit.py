@@ -8,7 +8,7 @@ personal information (subjects are card-key addresses); its hash is
 
 and the anchoring worker appends ``leaf(hash)`` to the append-only audit tree
 (docs/anchoring.md). An access check's event is first committed beside its access-log
-row in the ``accesslog`` schema's queue (its own write lock: see :mod:`authz.db`); the
+row in the access log's queue (on SQLite under its own write lock: see :mod:`authz.db`); the
 worker moves queued events into ``audit_events`` with :func:`move_queued` before each
 batch, so the tree holds them in the order they were moved. Fields by kind:
 
@@ -80,28 +80,38 @@ def moved_watermark(s: Session) -> int:
 
 def move_queued(db: Database, limit: int = 20_000) -> int:
     """Move up to ``limit`` queued access-check events, oldest first, into
-    ``audit_events``; returns how many moved.
+    ``audit_events``; returns how many moved. Every queued event enters the audit log
+    exactly once, crash or not.
 
-    The insert and the new watermark (the last moved ``seq``, in ``meta``) commit in one
-    index transaction, so every queued event enters the audit log exactly once, crash or
-    not, and this never writes to the access log's file (whose write lock belongs to the
-    checks). Moved rows are deleted later by the access log's own writer
-    (:func:`trim_moved`).
+    SQLite: the insert and the new watermark (the last moved ``seq``, in ``meta``) commit
+    in one index transaction, and this never writes to the access log's file, whose
+    write lock belongs to the checks; moved rows are deleted later by the access log's
+    own writer (:func:`trim_moved`). The watermark is sound there because one writer at
+    a time appends to the queue, so ``seq`` order is commit order.
+
+    PostgreSQL: a sequence hands out ``seq`` at insert and transactions commit in any
+    order, so a lower ``seq`` can appear after a higher one moved; the moved rows leave
+    the queue in the same transaction instead (row locks, no file lock to avoid), taken
+    ``FOR UPDATE SKIP LOCKED`` so two movers never take the same row.
     """
+    columns = select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))
     with db.write_session() as s:
-        done = moved_watermark(s)
-        queued = s.execute(
-            select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))
-            .where(QueuedAccessAudit.seq > done)
-            .order_by(QueuedAccessAudit.seq)
-            .limit(limit)
-        ).all()
+        if db.is_sqlite:
+            query = columns.where(QueuedAccessAudit.seq > moved_watermark(s))
+        else:
+            query = columns.with_for_update(skip_locked=True)
+        queued = s.execute(query.order_by(QueuedAccessAudit.seq).limit(limit)).all()
         if not queued:
             return 0
         s.execute(
             insert(AuditEvent), [dict(zip(_QUEUED_COLUMNS, q[1:], strict=True)) for q in queued]
         )
-        s.merge(Meta(key=MOVED_KEY, value=str(queued[-1][0])))
+        if db.is_sqlite:
+            s.merge(Meta(key=MOVED_KEY, value=str(queued[-1][0])))
+        else:
+            s.execute(
+                delete(QueuedAccessAudit).where(QueuedAccessAudit.seq.in_([q[0] for q in queued]))
+            )
     return len(queued)
 
 

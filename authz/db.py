@@ -6,8 +6,8 @@ or power loss before the API acknowledges it.
 The access log lives in the schema ``accesslog``: on SQLite a second file beside the
 index (``<index>-accesslog.sqlite3``) attached to every connection, so access checks
 commit under their own write lock and never queue behind the long transactions of batch
-acceptance and anchoring (SQLite has one writer per file); on PostgreSQL a schema of the
-same database.
+acceptance and anchoring (SQLite has one writer per file); on PostgreSQL in the default
+schema like every other table (``schema_translate_map``): there is no file lock to dodge.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    if not url.startswith("sqlite"):
+        # one database, no file lock to dodge: the access log shares the default schema
+        # (the search path), so several deployments can share a server by schema
+        kwargs["execution_options"] = {"schema_translate_map": {ACCESS_LOG_SCHEMA: None}}
     engine = create_engine(url, **kwargs)
     files: list[str] = []
     if url.startswith("sqlite"):
@@ -53,9 +57,6 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-    else:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {ACCESS_LOG_SCHEMA}"))
     Base.metadata.create_all(engine)
     if url.startswith("sqlite"):
         _move_access_log_out_of_index(engine)

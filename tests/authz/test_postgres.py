@@ -78,3 +78,35 @@ def test_flow_and_reindex_on_postgres(pg_url: str, tmp_path: Path, mode: str) ->
         assert projection_snapshot(svc) == live
     finally:
         svc.close()
+
+
+def test_queued_check_events_committed_out_of_order_all_move_once(pg_url: str) -> None:
+    """PostgreSQL hands out seq at insert; a lower seq committed after a higher one was
+    moved must still move, exactly once."""
+    from authz import audit
+    from authz.db import Database
+    from authz.models import AuditEvent, QueuedAccessAudit
+
+    db = Database(pg_url)
+
+    def row(ref: str) -> dict[str, object]:
+        return audit.event_row("access_check", ref, {"access_id": ref, "at_ms": 1})
+
+    try:
+        slow = db.sessions()
+        slow.execute(sa.insert(QueuedAccessAudit), [row("acc_slow")])  # seq n, not committed
+        with db.session() as s:
+            s.execute(sa.insert(QueuedAccessAudit), [row("acc_fast")])  # seq n+1, committed
+        assert audit.move_queued(db) == 1
+        slow.commit()
+        slow.close()
+        assert audit.move_queued(db) == 1
+        assert audit.move_queued(db) == 0
+        with db.sessions() as s:
+            refs = s.scalars(sa.select(AuditEvent.ref).order_by(AuditEvent.seq)).all()
+            left = s.scalar(sa.select(sa.func.count()).select_from(QueuedAccessAudit))
+            tables = sa.inspect(db.engine).get_table_names()
+        assert refs == ["acc_fast", "acc_slow"] and left == 0
+        assert {"access_log", "access_audit_queue"} <= set(tables)  # in the deployment's schema
+    finally:
+        db.close()
