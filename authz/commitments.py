@@ -24,6 +24,7 @@ grows, anchored through the same contract.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ from authz.models import (
 )
 from authz.services import Services
 from fastpath import eip712, merkle
+
+log = logging.getLogger(__name__)
 
 AUDIT_MAX = 20_000
 NO_THIRD_PARTIES = keccak(b"")  # thirdPartiesHash of a Grant with no third parties
@@ -104,14 +107,51 @@ class Commitments:
     # -- anchoring ----------------------------------------------------------------------
     def recover(self) -> None:
         """Finish a batch left ``prepared`` by a crash: adopt it if the chain has it,
-        else send it again with the same roots."""
+        else send it again with the same roots.
+
+        A prepared batch without its batch file (left by a version that committed the
+        row before writing the file) is never sent: roots on chain without the file
+        could not be verified by anyone. When the chain does not have it, its items go
+        back to the outbox (leaf indices cleared, row deleted, trees rebuilt) and are
+        anchored in the next batch; when the chain has it, this raises
+        ``ConsentgateError`` ``batch_file_lost`` (an operator must restore the file).
+        """
         with self.lock:
             with self.svc.db.sessions() as s:
                 batch = s.scalar(
                     select(Batch).where(Batch.state == "prepared").order_by(Batch.batch_id).limit(1)
                 )
-            if batch is not None:
-                self._send_and_finalize(batch.batch_id)
+            if batch is None:
+                return
+            if not (self.batch_dir / f"{batch.batch_id}.json").exists():
+                self._abandon(batch.batch_id)
+                return
+            self._send_and_finalize(batch.batch_id)
+
+    def _abandon(self, batch_id: int) -> None:
+        """Return the items of prepared batch ``batch_id``, whose file is missing, to the
+        outbox (see :meth:`recover`)."""
+        self.svc.indexer.sync()
+        with self.svc.db.sessions() as s:
+            on_chain = s.get(AnchoredBatch, batch_id)
+        if on_chain is not None:
+            raise ConsentgateError(
+                f"batch {batch_id} is on chain but its batch file is missing; restore "
+                f"{self.batch_dir / f'{batch_id}.json'}",
+                code="batch_file_lost",
+            )
+        log.warning(
+            "prepared batch %s has no batch file: its items go back to the outbox", batch_id
+        )
+        with self.svc.db.write_session() as s:
+            for model in (OutboxItem, AuditEvent):
+                s.execute(
+                    update(table_of(model))
+                    .where(table_of(model).c.batch_id == batch_id)
+                    .values(leaf_index=None, batch_id=None)
+                )
+            s.execute(delete(Batch).where(Batch.batch_id == batch_id))
+        self.load()
 
     def anchor_batch(
         self, items: Sequence[OutboxItem], audit_rows: Sequence[AuditEvent], with_consents: bool
@@ -208,6 +248,10 @@ class Commitments:
                 "audit": to_hex(audit_root),
             },
         }
+        # the file first (fsync'd): a crash before the commit below leaves only a file
+        # that the next prepare of this id overwrites; never a prepared row without its
+        # file, whose roots could be sent but never verified
+        self._write_file(batch_id, doc)
         with self.svc.db.write_session() as s:
             s.add(
                 Batch(
@@ -237,7 +281,6 @@ class Commitments:
                 [(e.seq, audit_start + k) for k, e in enumerate(audit_rows)],
                 batch_id,
             )
-        self._write_file(batch_id, doc)
         self.batch_id = batch_id
         return batch_id, doc
 

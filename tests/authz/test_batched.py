@@ -290,3 +290,41 @@ def test_cli_proof_verify_against_the_embedded_chain(
         assert malformed.exit_code == 2 and "proof_malformed" in malformed.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_prepared_batch_without_its_file_goes_back_to_the_outbox(tmp_path: Path) -> None:
+    """An older version committed the prepared row before writing the batch file: a
+    crash in between must not wedge anchoring, nor send roots nobody can verify."""
+    env = open_env(tmp_path, start_worker=False, anchor_mode="batched", batch_wait_ms=0)
+    try:
+        dept = env.department()
+        signed = []
+        for _ in range(3):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            assert env.grant(req, citizen, wait="accepted").status_code == 201
+            signed.append(req)
+        from authz import outbox
+
+        items = outbox.pending(env.svc.db, 100)
+        batch_id, _doc = env.svc.commitments._prepare(items, [])
+        (tmp_path / "batches" / f"{batch_id}.json").unlink()  # the crash of old
+        worker = env.svc.start_anchoring()
+        worker.run_once()  # recovers, then anchors the items again in a new batch
+        with env.svc.db.sessions() as s:
+            states = s.scalars(select(OutboxItem.state)).all()
+            batches = s.execute(select(Batch.batch_id, Batch.state)).all()
+            leaves = sorted(s.scalars(select(OutboxItem.leaf_index)).all())
+        assert set(states) == {"anchored"} and leaves == [0, 1, 2]
+        assert batches == [(batch_id, "anchored")]  # the id was reused, with its file now
+        assert (tmp_path / "batches" / f"{batch_id}.json").exists()
+        for req in signed:
+            doc = env.client.get(
+                f"/v1/consents/{req['consent_id']}/proof", headers=dept["headers"]
+            ).json()
+            assert verify(env, doc)["valid"] is True
+        from authz.commitments import verify_batches
+
+        assert len(verify_batches(env.svc)) == 1
+    finally:
+        env.svc.close()
