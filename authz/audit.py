@@ -24,7 +24,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from authz.db import Database
@@ -97,6 +97,12 @@ def move_queued(db: Database, limit: int = 20_000) -> int:
     columns = select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))
     with db.write_session() as s:
         if db.is_sqlite:
+            # a write first, so this transaction holds the index's write lock before it
+            # reads the watermark: pysqlite runs SELECTs outside a transaction, and two
+            # processes' movers could otherwise both read the same watermark
+            s.execute(
+                text("INSERT OR IGNORE INTO meta (key, value) VALUES (:k, '0')"), {"k": MOVED_KEY}
+            )
             query = columns.where(QueuedAccessAudit.seq > moved_watermark(s))
         else:
             query = columns.with_for_update(skip_locked=True)

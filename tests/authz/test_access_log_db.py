@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from authz import audit
 from authz.db import Database, access_log_path
@@ -136,3 +136,39 @@ def test_an_index_with_the_access_log_inside_is_migrated(tmp_path: Path) -> None
         assert _count(db, AccessRecord) == 1
     finally:
         db.close()
+
+
+def test_two_processes_moving_at_once_move_each_event_once(tmp_path: Path) -> None:
+    """Two Database objects stand for two service processes on one data folder (each has
+    its own in-process writer lock): their movers race, and no event moves twice."""
+    url = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    first, second = Database(url), Database(url)
+    try:
+        rows = [
+            audit.event_row("access_check", f"acc_{i}", {"access_id": f"acc_{i}", "at_ms": i})
+            for i in range(1500)
+        ]
+        with first.session() as s:
+            s.execute(insert(QueuedAccessAudit), rows)
+        errors: list[BaseException] = []
+
+        def mover(db: Database) -> None:
+            idle = 0
+            while idle < 3:
+                try:
+                    idle = idle + 1 if audit.move_queued(db, limit=50) == 0 else 0
+                except Exception as exc:  # a lost race is an error the worker retries
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=mover, args=(db,)) for db in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        with first.sessions() as s:
+            refs = s.scalars(select(AuditEvent.ref)).all()
+        assert len(refs) == 1500 and len(set(refs)) == 1500
+        assert all("locked" in str(e) for e in errors), errors[:3]
+    finally:
+        first.close()
+        second.close()
