@@ -106,9 +106,11 @@ def serve_process(
     free loopback port; yields a :class:`LocalServer`; SIGTERM on exit.
 
     ``settings`` are ``CONSENTGATE_*`` variables named without the prefix, e.g.
-    ``anchor_mode="batched"``; the chain is the embedded one unless ``chain_url`` is
-    given. A server that exits at once is retried on a new port (another process may
-    take the free port between choosing and binding it), up to ``attempts`` times.
+    ``anchor_mode="batched"``; the chain is the embedded one and the index SQLite in
+    ``data_dir`` unless ``chain_url`` / ``database_url`` are given (the caller's own
+    ``CONSENTGATE_DATABASE_URL`` and ``REGISTRY_ADDRESS`` are not inherited). A server
+    that exits at once is retried on a new port (another process may take the free port
+    between choosing and binding it), up to ``attempts`` times.
     Raises :class:`ServerStartError` (``service_start_failed``, with the log's tail)
     when no attempt answers ``/healthz`` within ``startup_s`` seconds.
     """
@@ -121,6 +123,9 @@ def serve_process(
         "CONSENTGATE_HOST": "127.0.0.1",
         "CONSENTGATE_PUBLIC_URL": "",
         "CONSENTGATE_CHAIN_URL": "",
+        # a throw-away service: never the operator's index or deployment
+        "CONSENTGATE_DATABASE_URL": "",
+        "CONSENTGATE_REGISTRY_ADDRESS": "",
         **{f"CONSENTGATE_{k.upper()}": v for k, v in settings.items()},
     }
     for attempt in range(attempts):

@@ -313,11 +313,14 @@ def bench_checks(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
     grants: Annotated[int, typer.Option(help="grants anchored meanwhile", min=1)] = 10_000,
     checks: Annotated[int, typer.Option(help="timed access checks per phase", min=10)] = 400,
+    database_url: Annotated[
+        str, typer.Option(help="the service's index (default SQLite); an empty database")
+    ] = "",
 ) -> None:
     """Access-check p50/p99 idle vs while grants are being anchored (issue 4)."""
     from authz.bench import checks_under_anchoring
 
-    typer.echo(json.dumps(checks_under_anchoring(grants, checks)))
+    typer.echo(json.dumps(checks_under_anchoring(grants, checks, database_url)))
 
 
 @bench_app.command("signatures")
