@@ -363,8 +363,14 @@ class GateAgent:
                 if self.path != "/scan":
                     self.send_error(404)
                     return
-                length = min(int(self.headers.get("Content-Length") or 0), 16384)
-                qr = self.rfile.read(length).decode("utf-8", "replace").strip()
+                declared = self.headers.get("Content-Length", "")
+                if not declared.isdigit():  # absent, negative or not a number
+                    self.send_error(411, "send Content-Length: the code's length in bytes")
+                    return
+                if int(declared) > 16384:
+                    self.send_error(413, "a code is at most 16384 bytes")
+                    return
+                qr = self.rfile.read(int(declared)).decode("utf-8", "replace").strip()
                 body = orjson.dumps(agent.validate([qr])[0])
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

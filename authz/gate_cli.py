@@ -218,6 +218,10 @@ def _run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         _say("gate: output closed by its reader; stopped (scans so far are queued)")
         return 1
+    except OSError as exc:  # e.g. a full disk under the output file
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        _say(f"gate: cannot write results: {exc.strerror}; stopped (scans so far are queued)")
+        return 1
     sent = agent.upload() if args.upload and online else 0
     _say(json.dumps({"validated": count, "reports_uploaded": sent, "lists_age_s": agent.age_s()}))
     return 0

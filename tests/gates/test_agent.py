@@ -172,10 +172,25 @@ def test_local_http_port(env: Env, tmp_path: Path) -> None:
         second = httpx.post(url, content=code).json()
         assert (first["valid"], second["reason"]) == (True, "replayed")
         assert httpx.post(url.replace("/scan", "/other"), content=code).status_code == 404
+        assert httpx.post(url, content=b"x" * 20000).status_code == 413
+        for declared in (b"abc", b"-1", None):  # would have hung or dropped the connection
+            assert _raw_post(server.server_port, declared) == 411
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def _raw_post(port: int, content_length: bytes | None) -> int:
+    """POST /scan with a hand-written Content-Length header; returns the status code."""
+    import socket
+
+    head = b"POST /scan HTTP/1.1\r\nHost: gate\r\n"
+    if content_length is not None:
+        head += b"Content-Length: " + content_length + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\nx")
+        return int(sock.recv(64).split()[1])
 
 
 class Trickle:
@@ -330,6 +345,25 @@ def test_run_stops_cleanly_when_its_reader_goes_away(env: Env, tmp_path: Path) -
         assert proc.wait(60) == 1
     assert first["valid"] is True
     assert "output closed by its reader" in err and "Traceback" not in err
+
+
+def test_run_says_why_when_its_output_cannot_be_written(env: Env, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    phone = enroll(env)
+    agent = _agent(env, tmp_path)
+    agent.sync()
+    codes = tmp_path / "codes.txt"
+    codes.write_text("".join(phone.code() + "\n" for _ in range(200)))
+    cmd = [sys.executable, "-m", "authz.cli", "gate", "run", "--offline", "--state"]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*cmd, str(tmp_path), "--file", str(codes)], stdout=full, stderr=subprocess.PIPE
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert "cannot write results: No space left on device" in err and "Traceback" not in err
 
 
 def test_stdout_is_buffered_even_when_python_runs_unbuffered(
