@@ -70,6 +70,8 @@ class AnchorWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
+        self._holding = threading.Event()  # set while this worker holds the lease
         self.last_error: str | None = None
         self.audit_wait_ms = svc.settings.audit_wait_ms
         self._run_lock = threading.Lock()
@@ -82,6 +84,10 @@ class AnchorWorker:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="anchor-worker", daemon=True)
             self._thread.start()
+            self._heartbeat = threading.Thread(
+                target=self._keep_lease, name="anchor-lease", daemon=True
+            )
+            self._heartbeat.start()
 
     def stop(self, timeout_s: float = 30) -> None:
         """Stop the thread after its current batch and release the lease."""
@@ -90,7 +96,25 @@ class AnchorWorker:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout_s)
+            self._heartbeat = None
         self.lease.release()
+
+    def _keep_lease(self) -> None:
+        """Renew the lease every quarter of its TTL while this worker holds it, so a pass
+        longer than the TTL (a slow chain, a big batch on a busy machine) does not let a
+        second process's worker take over in the middle of it."""
+        period_s = self.lease.ttl_ms / 4000
+        while not self._stop.wait(period_s):
+            if not self._holding.is_set():
+                continue
+            try:
+                if not self.lease.acquire():
+                    self._holding.clear()
+                    log.warning("anchoring lease lost to another process")
+            except Exception:  # the next beat retries; the worker re-checks before a pass
+                log.exception("anchoring lease renewal failed")
 
     def wake(self) -> None:
         """Tell the worker that items were enqueued."""
@@ -101,8 +125,10 @@ class AnchorWorker:
         while not self._stop.is_set():
             try:
                 if not self.lease.acquire():
+                    self._holding.clear()
                     self._sleep(1.0)
                     continue
+                self._holding.set()
                 done = self.run_once(force=False)
                 backoff = 0.0
                 self.last_error = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -201,4 +202,36 @@ def test_switching_anchor_mode_keeps_withdrawals_anchorable(tmp_path: Path) -> N
         registry = env.svc.ledger.registry.functions
         assert env.svc.chain.call(registry.getConsent(bytes.fromhex(a["consent_id"][2:])))[4]
     finally:
+        env.svc.close()
+
+
+def test_the_lease_is_renewed_during_a_pass_longer_than_its_ttl(tmp_path: Path) -> None:
+    """A slow pass (a chain with long block times) must not let a second process's
+    worker take the lease halfway through it."""
+    from authz import outbox
+    from authz.anchoring import AnchorWorker
+
+    env = open_env(tmp_path, start_worker=False)
+    worker = AnchorWorker(env.svc)
+    worker.lease = outbox.Lease(env.svc.db, owner="slow", ttl_ms=400)
+    in_pass, release = threading.Event(), threading.Event()
+
+    def slow_pass(force: bool = True) -> int:
+        in_pass.set()
+        release.wait(10)
+        return 0
+
+    worker.run_once = slow_pass  # type: ignore[method-assign]
+    try:
+        worker.start()
+        assert in_pass.wait(10)
+        other = outbox.Lease(env.svc.db, owner="other", ttl_ms=400)
+        for _ in range(8):  # 1.6 s, four TTLs
+            assert other.acquire() is False
+            time.sleep(0.2)
+        release.set()
+        worker.stop()
+        assert other.acquire() is True  # released on stop
+    finally:
+        release.set()
         env.svc.close()
