@@ -7,6 +7,7 @@ its GIL).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -53,6 +54,14 @@ class LocalServer:
         return self.process.pid
 
 
+def _stop_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGTERM (a graceful stop) when the
+    process that started it dies, so a killed bench leaves no service behind
+    (``prctl(PR_SET_PDEATHSIG)``; tied to the starting thread, here the main one)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     """SIGTERM (a graceful stop that releases the anchoring lease), SIGKILL after
     ``timeout_s`` seconds."""
@@ -74,6 +83,7 @@ def _start(data_dir: Path, env: dict[str, str], startup_s: float) -> LocalServer
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_stop_with_parent,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_s
