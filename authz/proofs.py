@@ -137,15 +137,17 @@ def audit_proof(c: Commitments, access_id: str) -> dict[str, Any]:
     """
     svc = c.svc
     with svc.db.sessions() as s:
-        ev = s.scalar(
-            select(AuditEvent).where(AuditEvent.ref == access_id, AuditEvent.kind == "access_check")
-        )
-        queued = ev is None and s.scalar(
+        # the queue first: an event leaves it only after it is in audit_events, so the
+        # second read finds it whenever the first missed it, even mid-move
+        queued = s.scalar(
             select(QueuedAccessAudit.seq).where(
                 QueuedAccessAudit.ref == access_id, QueuedAccessAudit.kind == "access_check"
             )
         )
-    if queued:
+        ev = s.scalar(
+            select(AuditEvent).where(AuditEvent.ref == access_id, AuditEvent.kind == "access_check")
+        )
+    if ev is None and queued is not None:
         raise Conflict(
             "the audit event is not anchored yet; retry shortly", code="not_yet_anchored"
         )
