@@ -1,7 +1,9 @@
 """The anchoring worker: drains the outbox onto the chain.
 
 One background thread per service process; only the holder of the anchoring lease
-(:class:`authz.outbox.Lease`) sends transactions. A batch is taken when
+(:class:`authz.outbox.Lease`, renewed by a heartbeat thread while held, so a pass longer
+than its TTL keeps it) sends transactions. Each pass first moves the access checks'
+queued audit events into ``audit_events`` (:func:`authz.audit.move_queued`). A batch is taken when
 ``CONSENTGATE_BATCH_MAX`` items are pending or the oldest has waited
 ``CONSENTGATE_BATCH_WAIT_MS``.
 
