@@ -26,6 +26,8 @@ class Settings(BaseSettings):
       generated secrets (default ``./data``).
     - ``CONSENTGATE_HOST`` / ``CONSENTGATE_PORT``: where ``serve`` listens
       (default ``127.0.0.1:8000``).
+    - ``CONSENTGATE_WORKERS``: API processes ``serve`` runs (default 1; more than one
+      only with ``CHAIN_URL``: the embedded chain belongs to one process).
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
     - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
     - ``CONSENTGATE_REGISTRY_ADDRESS``: use this deployed registry instead of deploying one.
@@ -54,6 +56,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
     chain_url: str = ""
     relayer_key: str = ""
     registry_address: str = ""

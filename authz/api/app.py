@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,11 +17,13 @@ def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
     close_on_shutdown: bool = False,
+    on_started: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With ``services`` given the caller owns their lifetime unless
     ``close_on_shutdown`` (``consentgate serve``: closing in the lifespan runs before
     uvicorn re-raises SIGTERM, so the anchoring lease is released on a graceful stop);
-    without, they are opened at startup from ``settings`` and closed at shutdown."""
+    without, they are opened at startup from ``settings`` and closed at shutdown, and
+    ``on_started`` (if given) runs once they are open and anchoring has started."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +37,8 @@ def create_app(
         svc = open_services(settings or get_settings())
         svc.start_anchoring()
         app.state.services = svc
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:
@@ -56,3 +60,16 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``consentgate serve --workers N`` process (a uvicorn factory).
+
+    Each worker opens its own services from the ``CONSENTGATE_*`` environment, starts the
+    anchoring worker (the outbox lease lets one process at a time anchor) and settles
+    its heap like a single ``serve``; services are closed at shutdown. Only for an
+    external chain: the embedded chain's folder is locked by one process.
+    """
+    from authz.cli.commands import settle_heap
+
+    return create_app(get_settings(), on_started=settle_heap)

@@ -168,6 +168,14 @@ TokenOption = Annotated[str | None, typer.Option(help="registrar token (default:
 def serve(
     host: Annotated[str | None, typer.Option(help="overrides CONSENTGATE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="overrides CONSENTGATE_PORT")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="API processes (overrides CONSENTGATE_WORKERS); more than 1 needs "
+            "CONSENTGATE_CHAIN_URL",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (embedded chain unless CONSENTGATE_CHAIN_URL is set)."""
     import uvicorn
@@ -180,14 +188,26 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if workers is not None:
+        settings.workers = workers
+    if settings.workers > 1 and settings.embedded:
+        typer.echo(
+            "consentgate: --workers > 1 needs CONSENTGATE_CHAIN_URL (the embedded chain "
+            "belongs to one process)",
+            err=True,
+        )
+        raise typer.Exit(2)
     svc = _open(settings)
     backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
     typer.echo(
         f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
-        f"anchor mode {settings.anchor_mode}); registrar token: "
-        "`consentgate admin token`",
+        f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s)); registrar "
+        "token: `consentgate admin token`",
         err=True,
     )
+    if settings.workers > 1:
+        _serve_workers(settings, svc)
+        return
     svc.start_anchoring()
     app = create_app(settings, services=svc, close_on_shutdown=True)
     settle_heap()
@@ -200,6 +220,33 @@ def serve(
         )
     finally:
         svc.close()
+
+
+def _serve_workers(settings: Any, svc: Any) -> None:
+    """Run ``settings.workers`` uvicorn worker processes (:func:`authz.api.app.worker_app`).
+
+    This process has opened the services once (contracts deployed and remembered, index
+    schema created and synced, registrar token stored) and closes them before the
+    workers start, so they only read what exists; the pseudonym secret is created here
+    for the same reason (workers creating it at once could each keep another one).
+    """
+    import os
+
+    import uvicorn
+
+    if not settings.pseudonym_secret:
+        settings.secret("pseudonym_secret")
+    svc.close()
+    os.environ["CONSENTGATE_HOST"] = settings.host
+    os.environ["CONSENTGATE_PORT"] = str(settings.port)
+    uvicorn.run(
+        "authz.api.app:worker_app",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
 
 
 def settle_heap() -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -57,3 +58,20 @@ def server(data_dir: Path, port: int, **settings: str) -> Iterator[subprocess.Po
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+
+
+def signed_loan_grants(api: Any, dept: dict[str, Any], count: int) -> list[dict[str, str]]:
+    """``count`` new citizens' signed grants of a ``loan`` / ``income`` request of
+    ``dept``: the ``items`` of a ``POST /v1/consent-batches`` body."""
+    from eth_account import Account
+
+    from authz.client import request_body, sign_typed
+
+    body = []
+    for _ in range(count):
+        citizen = Account.create()
+        req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
+        body.append(
+            {"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])}
+        )
+    return body

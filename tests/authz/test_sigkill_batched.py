@@ -12,13 +12,13 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from authz.client import Client, request_body, sign_typed
+from authz.client import Client
 from authz.db import Database
 from authz.models import Consent, OutboxItem
 from authz.services import open_services
 from authz.settings import Settings
 from tests.authz.conftest import projection_snapshot
-from tests.authz.serverproc import free_port, server
+from tests.authz.serverproc import free_port, server, signed_loan_grants
 
 pytestmark = pytest.mark.slow
 
@@ -36,18 +36,7 @@ def test_sigkill_mid_batch_every_acknowledged_item_anchored_once(tmp_path: Path)
             )
             batches = []
             for _ in range(8):
-                body = []
-                for _ in range(10):
-                    citizen = Account.create()
-                    req = api.request_consent(
-                        dept, request_body(citizen.address, "loan", ["income"])
-                    )
-                    body.append(
-                        {
-                            "request_id": req["request_id"],
-                            "signature": sign_typed(citizen, req["typed_data"]),
-                        }
-                    )
+                body = signed_loan_grants(api, dept, 10)
                 batches.append(body)
             # post batches while the worker anchors; kill the server part-way
             killer = threading.Timer(1.0, lambda: proc.send_signal(signal.SIGKILL))

@@ -1,0 +1,132 @@
+"""``consentgate serve --workers N``: several API processes on an external chain."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from sqlalchemy import func, select
+
+from authz.client import Client
+from authz.db import Database
+from authz.models import Batch, Consent, OutboxItem
+from authz.services import open_services
+from authz.settings import Settings
+from chain_node.anvil import AnvilProcess
+from tests.authz.serverproc import free_port, server, signed_loan_grants
+
+
+def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CONSENTGATE_DATA_DIR": str(tmp_path),
+        "CONSENTGATE_CHAIN_URL": "",
+        "CONSENTGATE_WORKERS": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "authz.cli", "serve", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "consentgate: --workers > 1 needs CONSENTGATE_CHAIN_URL (the embedded chain "
+        "belongs to one process)"
+    ]
+    assert not (tmp_path / "chain").exists()  # refused before opening anything
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_two_workers_on_anvil_anchor_every_grant_once(anvil: AnvilProcess, tmp_path: Path) -> None:
+    port = free_port()
+    settings = {
+        "chain_url": anvil.url,
+        "relayer_key": anvil.relayer_key,
+        "anchor_mode": "batched",
+        "batch_max": "64",
+        "batch_wait_ms": "20",
+        "workers": "2",
+        "database_url": "",
+        "registry_address": "",
+    }
+    granted: list[str] = []
+    with server(tmp_path, port, **settings):
+        token = (tmp_path / "registrar_token").read_text().strip()
+        for _ in range(3):  # each connection is handed to one of the workers
+            with Client(f"http://127.0.0.1:{port}") as api:
+                assert api.health()["chain"]["backend"] == "jsonrpc"
+                dept = api.register_department(
+                    token, "Housing Fund", Account.create().address, ["loan"]
+                )
+                for _ in range(4):
+                    body = signed_loan_grants(api, dept, 10)
+                    results = api.http.post("/v1/consent-batches", json={"items": body}).json()
+                    granted += [r["consent_id"] for r in results["results"] if r["accepted"]]
+        assert len(granted) == 120
+        with Client(f"http://127.0.0.1:{port}") as api:
+            # a grant accepted by either process is anchored by the lease holder
+            last = api.http.get(f"/v1/consents/{granted[-1]}/proof", headers=dept["headers"])
+            deadline = time.monotonic() + 60
+            while last.status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                last = api.http.get(f"/v1/consents/{granted[-1]}/proof", headers=dept["headers"])
+            assert last.status_code == 200, last.text
+        deadline = time.monotonic() + 60
+        while _unanchored(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = {
+            line.split("[")[1].split("]")[0]
+            for line in _log_lines(tmp_path, "Started server process")
+        }
+        assert len(pids) == 2  # two worker processes served
+
+    svc = open_services(
+        Settings(data_dir=tmp_path, chain_url=anvil.url, relayer_key=anvil.relayer_key)
+    )
+    try:
+        with svc.db.sessions() as s:
+            leaves = s.scalars(select(Consent.leaf_index).order_by(Consent.leaf_index)).all()
+            pending = s.scalar(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.state != "anchored")
+            )
+            batches = s.scalars(select(Batch).where(Batch.state == "anchored")).all()
+        assert pending == 0
+        assert list(leaves) == list(range(120))  # every grant has one leaf: none twice
+        latest = svc.ledger.call("latest", on="anchor")
+        assert latest[1] == 120  # consentCount on chain: each grant anchored exactly once
+        assert latest[0] == max(b.batch_id for b in batches)
+    finally:
+        svc.close()
+
+
+def _log_lines(data_dir: Path, word: str) -> list[str]:
+    return [
+        line
+        for log in data_dir.glob("server-*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if word in line
+    ]
+
+
+def _unanchored(data_dir: Path) -> int:
+    db = Database(Settings(data_dir=data_dir, database_url="").db_url())
+    try:
+        with db.sessions() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(OutboxItem)
+                    .where(OutboxItem.state != "anchored")
+                )
+                or 0
+            )
+    finally:
+        db.close()
