@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from authz.db import Database
@@ -75,9 +75,18 @@ class Indexer:
                 }
             )
             with self.db.session() as s:
+                # Another process sharing the index (``serve --workers``) may have applied
+                # some of these blocks since the cursor was read, and this process's lock
+                # does not stop it: take the database's write lock first (a no-op update
+                # of the cursor row; on PostgreSQL its row lock), then re-read the cursor
+                # and skip what is done, instead of failing on its rows.
+                s.execute(update(Meta).where(Meta.key == CURSOR_KEY).values(value=Meta.value))
+                value = s.scalar(select(Meta.value).where(Meta.key == CURSOR_KEY))
+                done = int(value) if value is not None else start - 1
                 for log in sorted(logs, key=lambda g: (g["blockNumber"], g["logIndex"])):
-                    self._apply(s, log)
-
+                    if log["blockNumber"] > done:
+                        self._apply(s, log)
+                head = max(head, done)
                 s.merge(Meta(key=CURSOR_KEY, value=str(head)))
             return head
 
