@@ -67,12 +67,21 @@ class Commitments:
 
     # -- state ------------------------------------------------------------------------
     def load(self) -> None:
-        """Rebuild the trees from the database (every batch, prepared or anchored)."""
+        """Rebuild the trees from the database (every batch, prepared or anchored).
+
+        The trees hold the leaves of batches up to the latest one read first, so a batch
+        another process prepares meanwhile is not half in them (:meth:`refresh`)."""
         with self.lock, self.svc.db.sessions() as s:
+            last = s.scalar(select(func.max(Batch.batch_id)))
+            bound = int(last) if last is not None else 0
             self.consents = merkle.IncrementalTree()
             grants = s.execute(
                 select(OutboxItem.consent_id, OutboxItem.payload)
-                .where(OutboxItem.kind == "grant", OutboxItem.leaf_index.is_not(None))
+                .where(
+                    OutboxItem.kind == "grant",
+                    OutboxItem.leaf_index.is_not(None),
+                    OutboxItem.batch_id <= bound,
+                )
                 .order_by(OutboxItem.leaf_index)
             ).all()
             self.consents.extend(
@@ -81,7 +90,9 @@ class Commitments:
             self.status = merkle.StatusList(self.consents.size)
             for index in s.scalars(
                 select(OutboxItem.leaf_index).where(
-                    OutboxItem.kind == "withdrawal", OutboxItem.leaf_index.is_not(None)
+                    OutboxItem.kind == "withdrawal",
+                    OutboxItem.leaf_index.is_not(None),
+                    OutboxItem.batch_id <= bound,
                 )
             ):
                 if index is not None:
@@ -92,13 +103,21 @@ class Commitments:
                     merkle.leaf_hash(from_hex(h))
                     for (h,) in s.execute(
                         select(AuditEvent.event_hash)
-                        .where(AuditEvent.leaf_index.is_not(None))
+                        .where(AuditEvent.leaf_index.is_not(None), AuditEvent.batch_id <= bound)
                         .order_by(AuditEvent.leaf_index)
                     )
                 ]
             )
+            self.batch_id = bound
+
+    def refresh(self) -> None:
+        """Reload the trees when another process sharing the index (``serve --workers``,
+        or the anchoring lease changing hands) has prepared batches since they were
+        built; a no-op (one indexed query) in the process that prepares them."""
+        with self.lock, self.svc.db.sessions() as s:
             last = s.scalar(select(func.max(Batch.batch_id)))
-            self.batch_id = int(last) if last is not None else 0
+            if (int(last) if last is not None else 0) != self.batch_id:
+                self.load()
 
     def roots(self) -> tuple[bytes, bytes, bytes]:
         """(consent root, status root, audit root) of the current trees."""
@@ -161,6 +180,7 @@ class Commitments:
         the audit events. Raises :class:`chain_node.ChainUnavailable` (the batch stays
         ``prepared`` and is re-sent later)."""
         with self.lock:
+            self.refresh()
             self.recover()
             if not items and not audit_rows:
                 return None

@@ -53,6 +53,7 @@ REGISTRY_REASONS = {
 
 
 def _latest_anchored(c: Commitments) -> Batch:
+    c.refresh()  # another process may be the one anchoring
     with c.svc.db.sessions() as s:
         batch = s.get(Batch, c.batch_id) if c.batch_id else None
     if batch is None or batch.state != "anchored":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -14,7 +18,8 @@ from sqlalchemy import func, select
 
 from authz.client import Client
 from authz.db import Database
-from authz.models import Batch, Consent, OutboxItem
+from authz.ledger import text_hash
+from authz.models import Batch, Consent, DepartmentState, OutboxItem
 from authz.services import open_services
 from authz.settings import Settings
 from chain_node.anvil import AnvilProcess
@@ -82,6 +87,13 @@ def test_two_workers_on_anvil_anchor_every_grant_once(anvil: AnvilProcess, tmp_p
         deadline = time.monotonic() + 60
         while _unanchored(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.2)
+        proofs = set()
+        for _ in range(6):  # new connections: both processes serve proofs of the same batch
+            with Client(f"http://127.0.0.1:{port}") as api:
+                proof = api.http.get(f"/v1/consents/{granted[-1]}/proof", headers=dept["headers"])
+                assert proof.status_code == 200, proof.text
+                proofs.add(json.dumps(proof.json(), sort_keys=True))
+        assert len(proofs) == 1  # the same Merkle paths and roots from either process
         pids = {
             line.split("[")[1].split("]")[0]
             for line in _log_lines(tmp_path, "Started server process")
@@ -130,3 +142,39 @@ def _unanchored(data_dir: Path) -> int:
             )
     finally:
         db.close()
+
+
+@pytest.mark.anvil
+def test_two_processes_sync_the_same_blocks_without_conflict(
+    anvil: AnvilProcess, tmp_path: Path
+) -> None:
+    """Two services sharing one index (as ``serve --workers 2`` runs them) sync the same
+    new blocks at once: each is applied once, neither fails on the other's rows."""
+    settings = Settings(
+        data_dir=tmp_path,
+        chain_url=anvil.url,
+        relayer_key=anvil.relayer_key,
+        database_url="",
+        registry_address="",
+    )
+    first = open_services(settings)
+    second = open_services(settings)
+    try:
+        for _ in range(5):
+            address = Account.create().address
+            first.ledger.send("registerDepartment", address, [text_hash("loan")])
+            barrier = threading.Barrier(2)
+
+            def sync(svc: Any, barrier: threading.Barrier = barrier) -> int:
+                barrier.wait()  # both read the same cursor and the same new block
+                return int(svc.indexer.sync())
+
+            with ThreadPoolExecutor(2) as pool:  # an error in either is raised here
+                heads = list(pool.map(sync, (first, second), timeout=60))
+            assert heads[0] == heads[1] == first.chain.block_number()
+            with first.db.sessions() as s:
+                assert s.get(DepartmentState, address) is not None
+        assert first.indexer.cursor() == second.indexer.cursor() == first.chain.block_number()
+    finally:
+        second.close()
+        first.close()
