@@ -136,6 +136,7 @@ def serve_process(
         # a throw-away service: never the operator's index or deployment
         "CONSENTGATE_DATABASE_URL": "",
         "CONSENTGATE_REGISTRY_ADDRESS": "",
+        "CONSENTGATE_WORKERS": "1",
         **{f"CONSENTGATE_{k.upper()}": v for k, v in settings.items()},
     }
     for attempt in range(attempts):
