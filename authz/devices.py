@@ -85,19 +85,9 @@ class FieldRuntime:
                 self.status, self.epoch = self._load(svc)
 
 
-_RUNTIME_LOCK = threading.Lock()
-
-
 def runtime(svc: Services) -> FieldRuntime:
     """The process's :class:`FieldRuntime` (kept on ``svc``)."""
-    found: FieldRuntime | None = svc.__dict__.get("_field_runtime")
-    if found is None:
-        with _RUNTIME_LOCK:
-            found = svc.__dict__.get("_field_runtime")
-            if found is None:
-                found = FieldRuntime(svc)
-                svc.__dict__["_field_runtime"] = found
-    return found
+    return svc.shared("field_runtime", lambda: FieldRuntime(svc))
 
 
 def publish(svc: Services, rt: FieldRuntime, status: StatusList) -> int:

@@ -231,19 +231,9 @@ class AuditWriter:
                     item.set()
 
 
-_WRITER_LOCK = threading.Lock()
-
-
 def audit_writer(svc: Services) -> AuditWriter:
     """The process's :class:`AuditWriter` (kept on ``svc``)."""
-    found: AuditWriter | None = svc.__dict__.get("_gate_audit")
-    if found is None:
-        with _WRITER_LOCK:
-            found = svc.__dict__.get("_gate_audit")
-            if found is None:
-                found = AuditWriter(svc)
-                svc.__dict__["_gate_audit"] = found
-    return found
+    return svc.shared("gate_audit", lambda: AuditWriter(svc))
 
 
 def _audit(

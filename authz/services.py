@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from authz.db import Database
 from authz.indexer import Indexer
@@ -14,6 +15,7 @@ from authz.settings import Settings
 from chain_node import ChainBackend, open_chain
 
 _LAZY_LOCK = threading.RLock()
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,29 +35,33 @@ class Services:
     registrar_token: str = ""
     clock: object = field(default=time.time)
     anchor_worker: Any = None
-    _commitments: Any = None
-    _group_commit: Any = None
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, name: str, factory: Callable[[], T]) -> T:
+        """This process's one object ``name``, made by ``factory()`` on first use
+        (thread-safe; later calls take no lock: the access-check path asks every time)."""
+        found = self._shared.get(name)
+        if found is None:
+            with _LAZY_LOCK:
+                found = self._shared.get(name)
+                if found is None:
+                    found = self._shared[name] = factory()
+        return found
 
     @property
     def group_commit(self) -> Any:
         """The access log's :class:`authz.group_commit.GroupCommitter`, started on first use."""
-        with _LAZY_LOCK:
-            if self._group_commit is None:
-                from authz.audit import trim_moved
-                from authz.group_commit import GroupCommitter
+        from authz.audit import trim_moved
+        from authz.group_commit import GroupCommitter
 
-                self._group_commit = GroupCommitter(self.db, housekeeping=trim_moved)
-        return self._group_commit
+        return self.shared("group_commit", lambda: GroupCommitter(self.db, housekeeping=trim_moved))
 
     @property
     def commitments(self) -> Any:
         """The anchoring trees (:class:`authz.commitments.Commitments`), built on first use."""
-        with _LAZY_LOCK:
-            if self._commitments is None:
-                from authz.commitments import Commitments
+        from authz.commitments import Commitments
 
-                self._commitments = Commitments(self)
-        return self._commitments
+        return self.shared("commitments", lambda: Commitments(self))
 
     def wake_anchoring(self) -> None:
         """Tell the anchoring worker (if this process runs one) that items were enqueued."""
@@ -92,9 +98,9 @@ class Services:
         if self.anchor_worker is not None:
             self.anchor_worker.stop()
             self.anchor_worker = None
-        if self._group_commit is not None:
-            self._group_commit.close()
-            self._group_commit = None
+        committer = self._shared.pop("group_commit", None)
+        if committer is not None:
+            committer.close()
         self.db.close()
         self.chain.close()
 
