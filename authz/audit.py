@@ -24,7 +24,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from authz.db import Database
@@ -95,6 +95,10 @@ def move_queued(db: Database, limit: int = 20_000) -> int:
     ``FOR UPDATE SKIP LOCKED`` so two movers never take the same row.
     """
     columns = select(*(getattr(QueuedAccessAudit, c) for c in ("seq", *_QUEUED_COLUMNS)))
+    with db.sessions() as s:  # a read first: most passes find nothing to move
+        newest = s.scalar(select(func.max(QueuedAccessAudit.seq)))
+        if newest is None or (db.is_sqlite and newest <= moved_watermark(s)):
+            return 0
     with db.write_session() as s:
         if db.is_sqlite:
             # a write first, so this transaction holds the index's write lock before it
