@@ -457,12 +457,11 @@ def bench(count: int = 2000, repeat: int = 5) -> dict[str, Any]:
 
     Raises RuntimeError when the compiled module is not built.
     """
-    import threading
-
     from coincurve import PublicKey
     from eth_account import Account
 
     from fastpath import merkle
+    from fastpath.threads import on_threads
 
     fast = implementations().get("compiled")
     if fast is None:
@@ -495,17 +494,7 @@ def bench(count: int = 2000, repeat: int = 5) -> dict[str, Any]:
 
     def two_threads() -> int:
         halves = [(digests[0::2], sigs[0::2]), (digests[1::2], sigs[1::2])]
-        done = [0, 0]
-
-        def work(k: int) -> None:
-            done[k] = len(fast.recover_signers(*halves[k]))
-
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sum(done)
+        return on_threads(lambda half: len(fast.recover_signers(*half)), halves)
 
     def raw_coincurve() -> int:
         for sig, digest in zip(recid_sigs, digests, strict=True):

@@ -9,7 +9,6 @@ run on the same machine (DESIGN.md "Performance stance").
 from __future__ import annotations
 
 import os
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from fastpath.threads import on_threads
 from fastpath.tokens import cbor, codes, implementations
 from fastpath.tokens.base45 import b45decode, b45encode
 from fastpath.tokens.common import sig_structure
@@ -102,18 +102,7 @@ def _batched(verifier: Any, qrs: list[str], at: float) -> int:
 
 def _two_threads(make: Callable[[], Any], qrs: list[str], at: float) -> int:
     verifier = make()
-    halves = [qrs[0::2], qrs[1::2]]
-    done = [0, 0]
-
-    def work(k: int) -> None:
-        done[k] = _batched(verifier, halves[k], at)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done)
+    return on_threads(lambda half: _batched(verifier, half, at), [qrs[0::2], qrs[1::2]])
 
 
 def run(count: int = 1000, repeat: int = 5) -> dict[str, Any]:
@@ -195,13 +184,11 @@ def run(count: int = 1000, repeat: int = 5) -> dict[str, Any]:
 
 
 def _raw_two_threads(fast: Any, items: list[tuple[bytes, bytes, bytes]]) -> int:
-    halves = [items[0::2], items[1::2]]
-    threads = [threading.Thread(target=fast.raw_ed25519_verify, args=(h,)) for h in halves]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return len(items)
+    def work(half: list[tuple[bytes, bytes, bytes]]) -> int:
+        fast.raw_ed25519_verify(half)
+        return len(half)
+
+    return on_threads(work, [items[0::2], items[1::2]])
 
 
 def cwt_key(signer: HC1Signer) -> Any:
