@@ -62,8 +62,12 @@ def _sig(item: OutboxItem) -> bytes:
 class AnchorWorker:
     """Drains the outbox; :meth:`run_once` does one batch (tests call it directly)."""
 
-    def __init__(self, svc: Services, waiters: outbox.Waiters | None = None) -> None:
+    def __init__(
+        self, svc: Services, waiters: outbox.Waiters | None = None, poll_s: float | None = None
+    ) -> None:
         self.svc = svc
+        # a worker in a process of its own is never woken by acceptance: it polls
+        self.poll_s = poll_s
         self.mode = svc.settings.anchor_mode
         self.batch_max = svc.settings.batch_max
         self.batch_wait_ms = svc.settings.batch_wait_ms
@@ -152,7 +156,7 @@ class AnchorWorker:
         self._wake.clear()
 
     def _idle_wait_s(self) -> float:
-        waits = [1.0]
+        waits = [1.0 if self.poll_s is None else self.poll_s]
         oldest = outbox.oldest_pending_ms(self.svc.db)
         if oldest is not None:
             waits.append((oldest + self.batch_wait_ms - outbox.now_ms()) / 1000)

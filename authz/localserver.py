@@ -54,7 +54,7 @@ class LocalServer:
         return self.process.pid
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the child, before exec: Linux sends it SIGTERM (a graceful stop) when the
     process that started it dies, so a killed bench leaves no service behind
     (``prctl(PR_SET_PDEATHSIG)``; tied to the starting thread, here the main one)."""
@@ -83,7 +83,7 @@ def _start(data_dir: Path, env: dict[str, str], startup_s: float) -> LocalServer
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_stop_with_parent,
+            preexec_fn=stop_with_parent,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_s

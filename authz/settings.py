@@ -28,6 +28,13 @@ class Settings(BaseSettings):
       (default ``127.0.0.1:8000``).
     - ``CONSENTGATE_WORKERS``: API processes ``serve`` runs (default 1; more than one
       only with ``CHAIN_URL``: the embedded chain belongs to one process).
+    - ``CONSENTGATE_ANCHORING``: where the anchoring worker runs. ``thread``: in each API
+      process (the outbox lease lets one at a time send); ``process``: ``serve`` runs one
+      dedicated ``consentgate anchor-worker`` child and its API processes send nothing
+      (acceptance and anchoring then use two cores instead of sharing one interpreter);
+      ``off``: this process never anchors (run ``consentgate anchor-worker`` elsewhere);
+      ``auto`` (default): ``process`` for ``serve`` on a JSON-RPC chain, else ``thread``
+      (the embedded chain belongs to one process).
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
     - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
     - ``CONSENTGATE_REGISTRY_ADDRESS``: use this deployed registry instead of deploying one.
@@ -61,6 +68,7 @@ class Settings(BaseSettings):
     relayer_key: str = ""
     registry_address: str = ""
     anchor_mode: Literal["direct", "batched"] = "direct"
+    anchoring: Literal["auto", "thread", "process", "off"] = "auto"
     batch_max: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=50, ge=0, le=600_000)
     wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
@@ -86,6 +94,20 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when the embedded py-evm chain is used (``CHAIN_URL`` empty)."""
         return not self.chain_url
+
+    @property
+    def anchoring_here(self) -> bool:
+        """True when an API process opened with these settings runs the anchoring worker
+        in a thread (``ANCHORING`` ``thread`` or ``auto``; ``serve`` resolves ``auto``
+        first, see :meth:`serve_anchoring`)."""
+        return self.anchoring in ("thread", "auto")
+
+    def serve_anchoring(self) -> Literal["thread", "process", "off"]:
+        """Where ``consentgate serve`` runs the anchoring worker: ``auto`` becomes
+        ``process`` on a JSON-RPC chain and ``thread`` on the embedded one."""
+        if self.anchoring == "auto":
+            return "thread" if self.embedded else "process"
+        return self.anchoring
 
     @property
     def base_url(self) -> str:

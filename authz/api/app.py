@@ -18,12 +18,16 @@ def create_app(
     services: Services | None = None,
     close_on_shutdown: bool = False,
     on_started: Callable[[], None] | None = None,
+    on_stopping: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With ``services`` given the caller owns their lifetime unless
     ``close_on_shutdown`` (``consentgate serve``: closing in the lifespan runs before
     uvicorn re-raises SIGTERM, so the anchoring lease is released on a graceful stop);
     without, they are opened at startup from ``settings`` and closed at shutdown, and
-    ``on_started`` (if given) runs once they are open and anchoring has started."""
+    ``on_started`` (if given) runs once they are open and anchoring has started (when
+    ``settings.anchoring_here``). ``on_stopping`` (if given) runs first at shutdown, before
+    any services close (uvicorn re-raises SIGTERM after the lifespan, so later code of
+    the caller would not run)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,17 +35,22 @@ def create_app(
             try:
                 yield
             finally:
+                if on_stopping is not None:
+                    on_stopping()
                 if close_on_shutdown:
                     services.close()
             return
         svc = open_services(settings or get_settings())
-        svc.start_anchoring()
+        if svc.settings.anchoring_here:
+            svc.start_anchoring()
         app.state.services = svc
         if on_started is not None:
             on_started()
         try:
             yield
         finally:
+            if on_stopping is not None:
+                on_stopping()
             svc.close()
 
     app = FastAPI(
@@ -66,7 +75,8 @@ def worker_app() -> FastAPI:
     """The app of one ``consentgate serve --workers N`` process (a uvicorn factory).
 
     Each worker opens its own services from the ``CONSENTGATE_*`` environment, starts the
-    anchoring worker (the outbox lease lets one process at a time anchor) and settles
+    anchoring worker unless ``CONSENTGATE_ANCHORING`` says it runs elsewhere (the outbox
+    lease lets one process at a time anchor) and settles
     its heap like a single ``serve``; services are closed at shutdown. Only for an
     external chain: the embedded chain's folder is locked by one process.
     """

@@ -1,14 +1,16 @@
 """The ``consentgate`` command line (Typer), loaded by :func:`authz.cli.main`.
 
-Subcommands: ``serve``, ``demo``, ``reindex``, ``admin token``, ``token ...`` (the QR
-token tools of :mod:`fastpath.cli`), and ``gate ...`` (handed to :mod:`authz.gate_cli`,
-which :func:`authz.cli.main` runs without loading Typer at all). Every command reads the
+Subcommands: ``serve``, ``anchor-worker``, ``demo``, ``reindex``, ``admin token``,
+``token ...`` (the QR token tools of :mod:`fastpath.cli`), and ``gate ...`` (handed to
+:mod:`authz.gate_cli`, which :func:`authz.cli.main` runs without loading Typer at all).
+Every command reads the
 ``CONSENTGATE_*`` settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -190,10 +192,11 @@ def serve(
         settings.port = port
     if workers is not None:
         settings.workers = workers
-    if settings.workers > 1 and settings.embedded:
+    anchoring = settings.serve_anchoring()
+    if settings.embedded and (settings.workers > 1 or anchoring == "process"):
         typer.echo(
-            "consentgate: --workers > 1 needs CONSENTGATE_CHAIN_URL (the embedded chain "
-            "belongs to one process)",
+            "consentgate: --workers > 1 and CONSENTGATE_ANCHORING=process need "
+            "CONSENTGATE_CHAIN_URL (the embedded chain belongs to one process)",
             err=True,
         )
         raise typer.Exit(2)
@@ -201,23 +204,84 @@ def serve(
     backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
     typer.echo(
         f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
-        f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s)); registrar "
-        "token: `consentgate admin token`",
+        f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s), anchoring "
+        f"{anchoring}); registrar token: `consentgate admin token`",
         err=True,
     )
-    if settings.workers > 1:
-        _serve_workers(settings, svc)
-        return
-    svc.start_anchoring()
-    app = create_app(settings, services=svc, close_on_shutdown=True)
-    settle_heap()
+    anchorer = None
+    if anchoring == "process":
+        from authz.anchor_process import AnchorProcess
+
+        if not settings.pseudonym_secret:
+            settings.secret("pseudonym_secret")  # before the child, so both read one
+        anchorer = AnchorProcess().start()
     try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
+        if settings.workers > 1:
+            # the API processes read CONSENTGATE_ANCHORING: "thread" lets each compete
+            # for the lease, anything else leaves anchoring to the child or elsewhere
+            os.environ["CONSENTGATE_ANCHORING"] = "thread" if anchoring == "thread" else "off"
+            _serve_workers(settings, svc)
+            return
+        if anchoring == "thread":
+            svc.start_anchoring()
+        app = create_app(
+            settings,
+            services=svc,
+            close_on_shutdown=True,
+            on_stopping=anchorer.stop if anchorer is not None else None,
         )
+        settle_heap()
+        try:
+            uvicorn.run(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+            )
+        finally:
+            svc.close()
+    finally:
+        if anchorer is not None:
+            anchorer.stop()
+
+
+@app.command("anchor-worker")
+def anchor_worker(
+    poll_ms: Annotated[
+        int,
+        typer.Option(min=1, max=10_000, help="how often an idle worker reads the outbox (ms)"),
+    ] = 20,
+) -> None:
+    """Run only the anchoring worker (no API) until SIGTERM or Ctrl-C.
+
+    For a JSON-RPC chain (the embedded chain belongs to the serving process): ``serve``
+    starts one itself with CONSENTGATE_ANCHORING=process; run it by hand beside API
+    processes started with CONSENTGATE_ANCHORING=off. Several may run: the outbox lease
+    lets one at a time send (the others stand by). Exit 2 when the services cannot be
+    opened.
+    """
+    import signal
+    import threading
+
+    from authz.settings import get_settings
+
+    settings = get_settings()
+    if settings.embedded:
+        typer.echo(
+            "consentgate: anchor-worker needs CONSENTGATE_CHAIN_URL (the embedded chain "
+            "belongs to the serving process, which anchors in a thread)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    svc = _open(settings)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    try:
+        svc.start_anchoring(poll_s=poll_ms / 1000)
+        settle_heap()
+        typer.echo(f"consentgate: anchoring worker on {settings.chain_url}", err=True)
+        done.wait()
     finally:
         svc.close()
 
@@ -230,8 +294,6 @@ def _serve_workers(settings: Any, svc: Any) -> None:
     workers start, so they only read what exists; the pseudonym secret is created here
     for the same reason (workers creating it at once could each keep another one).
     """
-    import os
-
     import uvicorn
 
     if not settings.pseudonym_secret:
@@ -348,11 +410,14 @@ def bench_anchoring(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
     grants: Annotated[int, typer.Option(help="grants through the batched path", min=1)] = 2000,
     chain: Annotated[str, typer.Option(help="`embedded` or a JSON-RPC URL")] = "embedded",
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="API processes (more than 1: JSON-RPC chain)")
+    ] = 1,
 ) -> None:
     """Grants anchored end to end, batched path vs one transaction per grant (issue 4)."""
     from authz.bench import anchoring
 
-    typer.echo(json.dumps(anchoring(grants, chain)))
+    typer.echo(json.dumps(anchoring(grants, chain, workers=workers)))
 
 
 @bench_app.command("checks")
@@ -363,11 +428,12 @@ def bench_checks(
     database_url: Annotated[
         str, typer.Option(help="the service's index (default SQLite); an empty database")
     ] = "",
+    chain: Annotated[str, typer.Option(help="`embedded` or a JSON-RPC URL")] = "embedded",
 ) -> None:
     """Access-check p50/p99 idle vs while grants are being anchored (issue 4)."""
     from authz.bench import checks_under_anchoring
 
-    typer.echo(json.dumps(checks_under_anchoring(grants, checks, database_url)))
+    typer.echo(json.dumps(checks_under_anchoring(grants, checks, database_url, chain)))
 
 
 @bench_app.command("signatures")

@@ -75,3 +75,18 @@ def signed_loan_grants(api: Any, dept: dict[str, Any], count: int) -> list[dict[
             {"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])}
         )
     return body
+
+
+def batched_on(anvil: Any, workers: int) -> dict[str, str]:
+    """``server`` settings of a batched service with ``workers`` API processes on
+    ``anvil`` (a fresh SQLite index in the data folder, a registry of its own)."""
+    return {
+        "chain_url": anvil.url,
+        "relayer_key": anvil.relayer_key,
+        "anchor_mode": "batched",
+        "batch_max": "64",
+        "batch_wait_ms": "20",
+        "workers": str(workers),
+        "database_url": "",
+        "registry_address": "",
+    }

@@ -23,7 +23,7 @@ from authz.models import Batch, Consent, DepartmentState, OutboxItem
 from authz.services import open_services
 from authz.settings import Settings
 from chain_node.anvil import AnvilProcess
-from tests.authz.serverproc import free_port, server, signed_loan_grants
+from tests.authz.serverproc import batched_on, free_port, server, signed_loan_grants
 
 
 def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
@@ -42,8 +42,8 @@ def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "consentgate: --workers > 1 needs CONSENTGATE_CHAIN_URL (the embedded chain "
-        "belongs to one process)"
+        "consentgate: --workers > 1 and CONSENTGATE_ANCHORING=process need "
+        "CONSENTGATE_CHAIN_URL (the embedded chain belongs to one process)"
     ]
     assert not (tmp_path / "chain").exists()  # refused before opening anything
 
@@ -52,16 +52,7 @@ def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_workers_on_anvil_anchor_every_grant_once(anvil: AnvilProcess, tmp_path: Path) -> None:
     port = free_port()
-    settings = {
-        "chain_url": anvil.url,
-        "relayer_key": anvil.relayer_key,
-        "anchor_mode": "batched",
-        "batch_max": "64",
-        "batch_wait_ms": "20",
-        "workers": "2",
-        "database_url": "",
-        "registry_address": "",
-    }
+    settings = batched_on(anvil, 2)
     granted: list[str] = []
     with server(tmp_path, port, **settings):
         token = (tmp_path / "registrar_token").read_text().strip()
