@@ -424,7 +424,7 @@ def bench_anchoring(
 def bench_checks(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
     grants: Annotated[int, typer.Option(help="grants anchored meanwhile", min=1)] = 10_000,
-    checks: Annotated[int, typer.Option(help="timed access checks per phase", min=10)] = 400,
+    checks: Annotated[int, typer.Option(help="timed idle access checks", min=10)] = 1500,
     database_url: Annotated[
         str, typer.Option(help="the service's index (default SQLite); an empty database")
     ] = "",
