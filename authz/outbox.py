@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -101,6 +101,17 @@ def oldest_pending_ms(db: Database) -> int | None:
             .order_by(OutboxItem.seq)
             .limit(1)
         )
+
+
+_HEAD = select(func.max(OutboxItem.seq))
+
+
+def head(db: Database) -> int:
+    """The newest item's ``seq`` (0 for an empty outbox): one primary-key lookup, what a
+    worker in another process polls to learn that items were enqueued (a Core
+    connection: a quarter of the CPU of an ORM session)."""
+    with db.engine.connect() as conn:
+        return int(conn.scalar(_HEAD) or 0)
 
 
 def mark_anchored(

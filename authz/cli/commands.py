@@ -250,7 +250,7 @@ def anchor_worker(
     poll_ms: Annotated[
         int,
         typer.Option(min=1, max=10_000, help="how often an idle worker reads the outbox (ms)"),
-    ] = 20,
+    ] = 50,
 ) -> None:
     """Run only the anchoring worker (no API) until SIGTERM or Ctrl-C.
 

@@ -235,3 +235,33 @@ def test_the_lease_is_renewed_during_a_pass_longer_than_its_ttl(tmp_path: Path) 
     finally:
         release.set()
         env.svc.close()
+
+
+def test_a_polling_worker_wakes_when_another_process_enqueues(tmp_path: Path) -> None:
+    """``consentgate anchor-worker`` is never woken by acceptance (another process): its
+    idle wait ends when the outbox's head moves, not when the wait runs out."""
+    from authz import outbox
+    from authz.anchoring import AnchorWorker
+
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        worker = AnchorWorker(env.svc, poll_s=0.02)
+        before = outbox.head(env.svc.db)
+        ended: list[float] = []
+
+        def idle() -> None:
+            t0 = time.monotonic()
+            worker._idle(30.0)
+            ended.append(time.monotonic() - t0)
+
+        waiting = threading.Thread(target=idle)
+        waiting.start()
+        time.sleep(0.3)
+        assert not ended  # nothing enqueued: still waiting
+        with env.svc.db.session() as s:  # as acceptance in another process would
+            outbox.enqueue(s, "grant", "0x" + "ab" * 32, "0x" + "ab" * 32, "0x" + "1" * 40, {})
+        waiting.join(5)
+        assert ended and 0.3 <= ended[0] < 5
+        assert outbox.head(env.svc.db) == before + 1
+    finally:
+        env.svc.close()
