@@ -1,6 +1,8 @@
 """The anchoring worker: drains the outbox onto the chain.
 
-One background thread per service process; only the holder of the anchoring lease
+One background thread per service process that anchors (``CONSENTGATE_ANCHORING``: the
+API processes themselves, or one ``consentgate anchor-worker`` process beside them, see
+:mod:`authz.anchor_process`); only the holder of the anchoring lease
 (:class:`authz.outbox.Lease`, renewed by a heartbeat thread while held, so a pass longer
 than its TTL keeps it) sends transactions. Each pass first moves the access checks'
 queued audit events into ``audit_events`` (:func:`authz.audit.move_queued`). A batch is taken when
