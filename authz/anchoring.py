@@ -2,7 +2,7 @@
 
 One background thread per service process that anchors (``CONSENTGATE_ANCHORING``: the
 API processes themselves, or one ``consentgate anchor-worker`` process beside them, see
-:mod:`authz.anchor_process`); only the holder of the anchoring lease
+:mod:`authz.supervisor`); only the holder of the anchoring lease
 (:class:`authz.outbox.Lease`, renewed by a heartbeat thread while held, so a pass longer
 than its TTL keeps it) sends transactions. Each pass first moves the access checks'
 queued audit events into ``audit_events`` (:func:`authz.audit.move_queued`). A batch is taken when
@@ -66,7 +66,11 @@ class AnchorWorker:
     """Drains the outbox; :meth:`run_once` does one batch (tests call it directly)."""
 
     def __init__(
-        self, svc: Services, waiters: outbox.Waiters | None = None, poll_s: float | None = None
+        self,
+        svc: Services,
+        waiters: outbox.Waiters | None = None,
+        poll_s: float | None = None,
+        owner: str | None = None,
     ) -> None:
         self.svc = svc
         # a worker in a process of its own is never woken by acceptance: while idle it
@@ -76,7 +80,7 @@ class AnchorWorker:
         self.batch_max = svc.settings.batch_max
         self.batch_wait_ms = svc.settings.batch_wait_ms
         self.waiters = waiters or outbox.Waiters(svc.db)
-        self.lease = outbox.Lease(svc.db, owner=f"worker-{secrets.token_hex(6)}")
+        self.lease = outbox.Lease(svc.db, owner=owner or f"worker-{secrets.token_hex(6)}")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,7 +90,6 @@ class AnchorWorker:
         self.audit_wait_ms = svc.settings.audit_wait_ms
         self._run_lock = threading.Lock()
         self.commitments = svc.commitments
-        self._recovered = False
 
     # -- thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -232,16 +235,16 @@ class AnchorWorker:
 
         With ``force`` False, outbox items wait while fewer than ``batch_max`` are pending
         and the oldest is younger than ``batch_wait_ms``; audit events alone wait for
-        ``audit_wait_ms``. A worker's first batch finishes any batch a crash left
-        ``prepared``.
+        ``audit_wait_ms``. Every pass first finishes a batch left ``prepared`` (by a crash
+        or a failed send).
         """
         with self._run_lock:
             return self._run_once(force)
 
     def _run_once(self, force: bool) -> int:
-        if not self._recovered:
-            self.commitments.recover()
-            self._recovered = True
+        # a batch left prepared (a crash, or a send that failed on the last pass: the
+        # chain unreachable, no anchor event) goes out again as it is, before new items
+        self.commitments.recover()
         audit.move_queued(self.svc.db)  # access checks' events, queued beside the log
         items = outbox.pending(self.svc.db, self.batch_max)
         audit_count, audit_oldest = self._audit_pending()

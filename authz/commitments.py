@@ -331,7 +331,10 @@ class Commitments:
         request_ids: dict[str, str | None] | None = None,
         signers: dict[str, str | None] | None = None,
     ) -> None:
-        """Anchor prepared batch ``batch_id`` and project it. ``doc`` is its batch file
+        """Anchor prepared batch ``batch_id`` and project it, once the index holds the
+        chain's ``BatchAnchored`` event for it with the same roots (else
+        ``ConsentgateError`` ``anchor_not_confirmed``: the batch stays prepared and is sent
+        again by the next pass). ``doc`` is its batch file
         when the caller has it in memory (else it is read back), ``request_ids`` and
         ``signers`` what acceptance recorded for each consent id (see
         :func:`project_batch`)."""
@@ -359,6 +362,16 @@ class Commitments:
                 ) from exc
             tx_hash, block = row.tx_hash, row.block_number
         self.svc.indexer.sync(block)
+        with self.svc.db.sessions() as s:
+            row = s.get(AnchoredBatch, batch_id)
+        if row is None or (row.consent_root, row.audit_root) != (b.consent_root, b.audit_root):
+            # a receipt without the anchor's BatchAnchored event: e.g. a chain reset at
+            # the same URL, where the anchor address has no code and any call "succeeds"
+            raise ConsentgateError(
+                f"batch {batch_id}: transaction {tx_hash} did not anchor it (no matching "
+                f"BatchAnchored event at {self.svc.ledger.anchor_address})",
+                code="anchor_not_confirmed",
+            )
         if doc is None:
             doc = self.batch_file(batch_id)
         block_time = self.svc.ledger.block_time(block)

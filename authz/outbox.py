@@ -78,14 +78,17 @@ def get(db: Database, seq: int) -> OutboxItem | None:
 
 
 def pending(db: Database, limit: int) -> list[Any]:
-    """The oldest ``limit`` pending items, in acceptance order: read-only rows with the
-    :class:`OutboxItem` columns as attributes (no ORM entities: the worker reads
-    thousands per batch and changes them with bulk statements)."""
+    """The oldest ``limit`` pending items not yet in a batch, in acceptance order:
+    read-only rows with the :class:`OutboxItem` columns as attributes (no ORM entities:
+    the worker reads thousands per batch and changes them with bulk statements). Items
+    of a batch that is prepared but not yet anchored are left out: that batch is sent
+    again as it is (:meth:`authz.commitments.Commitments.recover`), and taking its items
+    into a new batch would give them a second leaf."""
     with db.sessions() as s:
         return list(
             s.execute(
                 select(OutboxItem.__table__)
-                .where(OutboxItem.state == "pending")
+                .where(OutboxItem.state == "pending", OutboxItem.batch_id.is_(None))
                 .order_by(OutboxItem.seq)
                 .limit(limit)
             ).all()

@@ -328,3 +328,39 @@ def test_a_prepared_batch_without_its_file_goes_back_to_the_outbox(tmp_path: Pat
         assert len(verify_batches(env.svc)) == 1
     finally:
         env.svc.close()
+
+
+def test_a_receipt_without_the_anchor_event_is_not_taken_as_anchored(tmp_path: Path) -> None:
+    """A chain reset at the same URL leaves the anchor's address without code: a call to
+    it "succeeds" and emits nothing. Nothing may be marked anchored on such a receipt."""
+    from authz.anchoring import AnchorWorker
+    from authz.errors import ConsentgateError
+
+    env = open_env(tmp_path, start_worker=False, anchor_mode="batched", batch_wait_ms=0)
+    try:
+        dept = env.department()
+        citizen = Account.create()
+        req = env.request(dept, citizen.address)
+        assert env.grant(req, citizen, wait="accepted").status_code == 201
+        real_send = env.svc.ledger.send
+        unrelated = real_send("addPurposes", dept["address"], [b"\x01" * 32])  # no anchor event
+
+        def send(fn: str, *args: Any, **kw: Any) -> Any:
+            return unrelated if fn == "anchor" else real_send(fn, *args, **kw)
+
+        env.svc.ledger.send = send  # type: ignore[method-assign]
+        worker = AnchorWorker(env.svc)
+        with pytest.raises(ConsentgateError) as refused:
+            worker.run_once()
+        assert refused.value.code == "anchor_not_confirmed"
+        with env.svc.db.sessions() as s:
+            assert s.scalars(select(OutboxItem.state)).all() == ["pending"]
+            assert s.execute(select(Batch.batch_id, Batch.state)).all() == [(1, "prepared")]
+        env.svc.ledger.send = real_send  # type: ignore[method-assign]
+        worker.run_once()  # the prepared batch is sent again, with the same roots
+        with env.svc.db.sessions() as s:
+            assert s.scalars(select(OutboxItem.state)).all() == ["anchored"]
+            assert s.scalars(select(OutboxItem.batch_id)).all() == [1]
+            assert s.scalar(select(Batch.state).where(Batch.batch_id == 1)) == "anchored"
+    finally:
+        env.svc.close()
