@@ -287,7 +287,11 @@ def _wait_audit_anchored(data_dir: Path, database_url: str, timeout_s: float = 1
 
 
 def checks_under_anchoring(
-    grants: int = 10_000, checks: int = 1500, database_url: str = "", chain: str = "embedded"
+    grants: int = 10_000,
+    checks: int = 1500,
+    database_url: str = "",
+    chain: str = "embedded",
+    ingest: bool = False,
 ) -> dict[str, Any]:
     """Access-check latency idle vs while ``grants`` grants are accepted and anchored.
 
@@ -304,14 +308,20 @@ def checks_under_anchoring(
     p50/p99 latencies in ms of both phases, the number of checks timed while busy and
     the ratio of the p99s (issue 4 target: <= 2). ``database_url``: the service's index
     (default: SQLite in its temporary data folder; a PostgreSQL URL must name an empty
-    database).
+    database). ``ingest`` (JSON-RPC chain only): the service runs its bulk-ingest API
+    process (``CONSENTGATE_INGEST_PORT``) and the loader posts there, as channels would
+    in that deployment; checks go to the main port.
     """
     import multiprocessing
     import os
     import tempfile
     from pathlib import Path
 
-    from authz.localserver import serve_process
+    from authz.localserver import free_port, serve_process, wait_healthy
+
+    if ingest and chain == "embedded":
+        raise ValueError("a bulk-ingest process needs a JSON-RPC chain")
+    ingest_port = free_port() if ingest else 0
 
     def percentile(values: list[float], q: float) -> float:
         values = sorted(values)
@@ -327,6 +337,7 @@ def checks_under_anchoring(
             database_url=database_url,
             chain_url="" if chain == "embedded" else chain,
             relayer_key=os.environ.get("CONSENTGATE_RELAYER_KEY", ""),
+            ingest_port=str(ingest_port),
         ) as server,
         Client(server.base_url, timeout=300) as api,
     ):
@@ -359,9 +370,11 @@ def checks_under_anchoring(
             ).raise_for_status()
             return (time.perf_counter() - t0) * 1000
 
+        loader_url = f"http://127.0.0.1:{ingest_port}" if ingest else server.base_url
+        wait_healthy(loader_url)
         idle = [timed_check() for _ in range(checks)]
         loader = multiprocessing.get_context("spawn").Process(
-            target=_post_batches, args=(server.base_url, bodies, 2)
+            target=_post_batches, args=(loader_url, bodies, 2)
         )
         started = time.perf_counter()
         loader.start()
@@ -374,6 +387,7 @@ def checks_under_anchoring(
     return {
         "grants": grants,
         "chain": chain,
+        "ingest_process": ingest,
         "checks": checks,
         "idle_p50_ms": percentile(idle, 0.5),
         "idle_p99_ms": percentile(idle, 0.99),

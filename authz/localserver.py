@@ -62,6 +62,21 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
+def wait_healthy(base_url: str, timeout_s: float = 120.0) -> None:
+    """Wait until ``base_url`` answers ``GET /healthz`` with 200 (e.g. a child that
+    ``serve`` started); raises ``TimeoutError`` after ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{base_url} did not answer /healthz in {timeout_s} s")
+        time.sleep(0.1)
+
+
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     """SIGTERM (a graceful stop that releases the anchoring lease), SIGKILL after
     ``timeout_s`` seconds."""

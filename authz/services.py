@@ -68,14 +68,15 @@ class Services:
         if self.anchor_worker is not None:
             self.anchor_worker.wake()
 
-    def start_anchoring(self, poll_s: float | None = None) -> Any:
+    def start_anchoring(self, poll_s: float | None = None, owner: str | None = None) -> Any:
         """Start this process's anchoring worker (see :mod:`authz.anchoring`); returns it.
-        ``poll_s``: longest idle sleep (seconds) for a worker that no request thread of its
-        own process wakes (``consentgate anchor-worker``)."""
+        ``poll_s``: how often (seconds) an idle worker that no request thread of its own
+        process wakes (``consentgate anchor-worker``) reads the outbox; ``owner``: its
+        name in the anchoring lease (default random)."""
         if self.anchor_worker is None:
             from authz.anchoring import AnchorWorker
 
-            self.anchor_worker = AnchorWorker(self, poll_s=poll_s)
+            self.anchor_worker = AnchorWorker(self, poll_s=poll_s, owner=owner)
             self.anchor_worker.start()
         return self.anchor_worker
 

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
       ``off``: this process never anchors (run ``consentgate anchor-worker`` elsewhere);
       ``auto`` (default): ``process`` for ``serve`` on a JSON-RPC chain, else ``thread``
       (the embedded chain belongs to one process).
+    - ``CONSENTGATE_INGEST_PORT``: when set (not 0), ``serve`` also runs a bulk-ingest API
+      process on this port for channels relaying batches of grants, so that they never
+      slow the departments' access checks on ``PORT`` (JSON-RPC chain only).
+    - ``CONSENTGATE_BULK_NICE``: niceness added to ``serve``'s anchoring and ingest
+      children (default 10; 0 to 19): under full load the CPU serves checks first.
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
     - ``CONSENTGATE_RELAYER_KEY``: hex private key that pays gas on a JSON-RPC chain.
     - ``CONSENTGATE_REGISTRY_ADDRESS``: use this deployed registry instead of deploying one.
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    ingest_port: int = Field(default=0, ge=0, le=65535)
+    bulk_nice: int = Field(default=10, ge=0, le=19)
     chain_url: str = ""
     relayer_key: str = ""
     registry_address: str = ""

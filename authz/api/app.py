@@ -77,9 +77,18 @@ def worker_app() -> FastAPI:
     Each worker opens its own services from the ``CONSENTGATE_*`` environment, starts the
     anchoring worker unless ``CONSENTGATE_ANCHORING`` says it runs elsewhere (the outbox
     lease lets one process at a time anchor) and settles
-    its heap like a single ``serve``; services are closed at shutdown. Only for an
-    external chain: the embedded chain's folder is locked by one process.
+    its heap like a single ``serve``; services are closed at shutdown; it gets SIGTERM
+    when ``serve`` dies. Only for an external chain: the embedded chain's folder is
+    locked by one process.
     """
-    from authz.cli.commands import settle_heap
+    import os
 
+    from authz.cli.commands import settle_heap
+    from authz.localserver import stop_with_parent
+
+    # a SIGKILLed serve must not leave its API processes serving (and, with anchoring in
+    # a child that died with it, accepting grants nobody anchors): SIGTERM with it
+    stop_with_parent()
+    if os.getppid() == 1:  # serve died before the line above
+        raise SystemExit(1)
     return create_app(get_settings(), on_started=settle_heap)

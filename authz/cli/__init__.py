@@ -20,9 +20,17 @@ def main(argv: list[str] | None = None) -> None:
         from authz.gate_cli import main as gate_main
 
         raise SystemExit(gate_main(args[1:]))
+    from pydantic import ValidationError
+
     from authz.cli.commands import app
 
-    app(args)
+    try:
+        app(args)
+    except ValidationError as exc:  # a bad CONSENTGATE_* variable: one line per error
+        for error in exc.errors():
+            name = "CONSENTGATE_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"consentgate: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def __getattr__(name: str) -> Any:

@@ -193,28 +193,31 @@ def serve(
     if workers is not None:
         settings.workers = workers
     anchoring = settings.serve_anchoring()
-    if settings.embedded and (settings.workers > 1 or anchoring == "process"):
+    if settings.embedded and (
+        settings.workers > 1 or anchoring in ("process", "off") or settings.ingest_port
+    ):
         typer.echo(
-            "consentgate: --workers > 1 and CONSENTGATE_ANCHORING=process need "
-            "CONSENTGATE_CHAIN_URL (the embedded chain belongs to one process)",
+            "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
+            "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
+            "chain belongs to one process, which anchors)",
             err=True,
         )
         raise typer.Exit(2)
     svc = _open(settings)
     backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
+    ingest = f", bulk ingest on port {settings.ingest_port}" if settings.ingest_port else ""
     typer.echo(
         f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
         f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s), anchoring "
-        f"{anchoring}); registrar token: `consentgate admin token`",
+        f"{anchoring}{ingest}); registrar token: `consentgate admin token`",
         err=True,
     )
-    anchorer = None
-    if anchoring == "process":
-        from authz.anchor_process import AnchorProcess
+    children = _start_children(settings, anchoring)
 
-        if not settings.pseudonym_secret:
-            settings.secret("pseudonym_secret")  # before the child, so both read one
-        anchorer = AnchorProcess().start()
+    def stop_children() -> None:
+        for child in children:
+            child.stop()
+
     try:
         if settings.workers > 1:
             # the API processes read CONSENTGATE_ANCHORING: "thread" lets each compete
@@ -224,12 +227,7 @@ def serve(
             return
         if anchoring == "thread":
             svc.start_anchoring()
-        app = create_app(
-            settings,
-            services=svc,
-            close_on_shutdown=True,
-            on_stopping=anchorer.stop if anchorer is not None else None,
-        )
+        app = create_app(settings, services=svc, close_on_shutdown=True, on_stopping=stop_children)
         settle_heap()
         try:
             uvicorn.run(
@@ -241,8 +239,39 @@ def serve(
         finally:
             svc.close()
     finally:
-        if anchorer is not None:
-            anchorer.stop()
+        stop_children()
+
+
+def _start_children(settings: Any, anchoring: str) -> list[Any]:
+    """The supervised children of ``serve`` (:mod:`authz.supervisor`): the anchoring
+    worker when ``anchoring`` is ``process``, the bulk-ingest API when
+    ``CONSENTGATE_INGEST_PORT`` is set; both at ``CONSENTGATE_BULK_NICE``."""
+    from authz.supervisor import Supervised, consentgate
+
+    children = []
+    if (anchoring == "process" or settings.ingest_port) and not settings.pseudonym_secret:
+        settings.secret("pseudonym_secret")  # before the children, so all read one
+    if anchoring == "process":
+        # one lease owner for every restart: the supervisor reaped the previous child
+        # before starting the next, so the new one may take its lease at once instead of
+        # waiting for the TTL
+        argv = consentgate("anchor-worker", "--lease-owner", f"serve-{os.getpid()}-anchor")
+        children.append(
+            Supervised("anchor-worker", argv, env=dict(os.environ), nice=settings.bulk_nice).start()
+        )
+    if settings.ingest_port:
+        env = {
+            **os.environ,
+            "CONSENTGATE_HOST": settings.host,
+            "CONSENTGATE_PORT": str(settings.ingest_port),
+            "CONSENTGATE_INGEST_PORT": "0",
+            "CONSENTGATE_ANCHORING": "off",
+            "CONSENTGATE_WORKERS": "1",
+        }
+        children.append(
+            Supervised("ingest", consentgate("serve"), env=env, nice=settings.bulk_nice).start()
+        )
+    return children
 
 
 @app.command("anchor-worker")
@@ -251,6 +280,13 @@ def anchor_worker(
         int,
         typer.Option(min=1, max=10_000, help="how often an idle worker reads the outbox (ms)"),
     ] = 50,
+    lease_owner: Annotated[
+        str,
+        typer.Option(
+            help="name in the anchoring lease (default: random); give one only to a worker "
+            "that replaces a dead one of that name (serve's supervisor does)"
+        ),
+    ] = "",
 ) -> None:
     """Run only the anchoring worker (no API) until SIGTERM or Ctrl-C.
 
@@ -260,6 +296,7 @@ def anchor_worker(
     lets one at a time send (the others stand by). Exit 2 when the services cannot be
     opened.
     """
+    import logging
     import signal
     import threading
 
@@ -273,12 +310,16 @@ def anchor_worker(
             err=True,
         )
         raise typer.Exit(2)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s anchor-worker[%(process)d] %(name)s: %(message)s",
+        level=logging.INFO,
+    )
     svc = _open(settings)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     try:
-        svc.start_anchoring(poll_s=poll_ms / 1000)
+        svc.start_anchoring(poll_s=poll_ms / 1000, owner=lease_owner or None)
         settle_heap()
         typer.echo(f"consentgate: anchoring worker on {settings.chain_url}", err=True)
         done.wait()
@@ -429,11 +470,16 @@ def bench_checks(
         str, typer.Option(help="the service's index (default SQLite); an empty database")
     ] = "",
     chain: Annotated[str, typer.Option(help="`embedded` or a JSON-RPC URL")] = "embedded",
+    ingest: Annotated[
+        bool,
+        typer.Option(help="grants go to the bulk-ingest process (CONSENTGATE_INGEST_PORT)"),
+    ] = False,
 ) -> None:
     """Access-check p50/p99 idle vs while grants are being anchored (issue 4)."""
     from authz.bench import checks_under_anchoring
 
-    typer.echo(json.dumps(checks_under_anchoring(grants, checks, database_url, chain)))
+    out = checks_under_anchoring(grants, checks, database_url, chain, ingest)
+    typer.echo(json.dumps(out))
 
 
 @bench_app.command("signatures")

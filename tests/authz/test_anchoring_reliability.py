@@ -265,3 +265,21 @@ def test_a_polling_worker_wakes_when_another_process_enqueues(tmp_path: Path) ->
         assert outbox.head(env.svc.db) == before + 1
     finally:
         env.svc.close()
+
+
+def test_a_worker_restarted_under_the_same_lease_owner_takes_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """serve's supervisor restarts a dead anchoring child under the same lease owner:
+    the new one must not wait out the dead one's TTL; any other owner still must."""
+    env = open_env(tmp_path, start_worker=False)
+    try:
+        assert Lease(env.svc.db, owner="serve-1-anchor").acquire()
+        assert not Lease(env.svc.db, owner="serve-2-anchor").acquire()
+        from authz.anchoring import AnchorWorker
+
+        again = AnchorWorker(env.svc, owner="serve-1-anchor")
+        assert again.lease.owner == "serve-1-anchor" and again.lease.acquire()
+        assert AnchorWorker(env.svc).lease.owner.startswith("worker-")
+    finally:
+        env.svc.close()

@@ -42,8 +42,9 @@ def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "consentgate: --workers > 1 and CONSENTGATE_ANCHORING=process need "
-        "CONSENTGATE_CHAIN_URL (the embedded chain belongs to one process)"
+        "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
+        "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
+        "chain belongs to one process, which anchors)"
     ]
     assert not (tmp_path / "chain").exists()  # refused before opening anything
 

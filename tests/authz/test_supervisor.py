@@ -1,4 +1,5 @@
-"""``CONSENTGATE_ANCHORING``: the anchoring worker in a process of its own."""
+"""The children ``consentgate serve`` supervises: ``CONSENTGATE_ANCHORING=process`` and
+``CONSENTGATE_INGEST_PORT``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from authz.client import Client
+from authz.client import Client, request_body, sign_typed
 from authz.db import Database
+from authz.localserver import wait_healthy
 from authz.models import OutboxItem
 from authz.settings import Settings
 from chain_node.anvil import AnvilProcess
@@ -55,9 +57,15 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 def test_process_anchoring_refused_on_the_embedded_chain(tmp_path: Path) -> None:
-    out = _run(tmp_path, "serve", anchoring="process")
-    assert out.returncode == 2
-    assert "CONSENTGATE_ANCHORING=process need CONSENTGATE_CHAIN_URL" in out.stderr
+    refusal = (
+        "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
+        "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
+        "chain belongs to one process, which anchors)"
+    )
+    # off: nothing could ever anchor (anchor-worker refuses the embedded chain too)
+    for env in ({"anchoring": "process"}, {"anchoring": "off"}, {"ingest_port": "18999"}):
+        out = _run(tmp_path, "serve", **env)
+        assert (out.returncode, out.stderr.strip()) == (2, refusal), env
     out = _run(tmp_path, "anchor-worker")
     assert out.returncode == 2
     assert out.stderr.strip() == (
@@ -66,6 +74,17 @@ def test_process_anchoring_refused_on_the_embedded_chain(tmp_path: Path) -> None
     )
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "chain").exists()  # refused before opening anything
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    for command in ("serve", "anchor-worker"):
+        out = _run(tmp_path, command, anchoring="proces", bulk_nice="40")
+        assert out.returncode == 2, out.stderr
+        assert sorted(out.stderr.splitlines()) == [
+            "consentgate: CONSENTGATE_ANCHORING: Input should be 'auto', 'thread', "
+            "'process' or 'off'",
+            "consentgate: CONSENTGATE_BULK_NICE: Input should be less than or equal to 19",
+        ]
 
 
 def _children(pid: int) -> list[int]:
@@ -97,38 +116,65 @@ def _wait_anchored(data_dir: Path, count: int, timeout_s: float = 60) -> dict[st
     return states
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 @pytest.mark.anvil
 @pytest.mark.slow
-def test_serve_on_a_json_rpc_chain_anchors_in_a_supervised_child(
+def test_serve_on_a_json_rpc_chain_runs_supervised_bulk_children(
     anvil: AnvilProcess, tmp_path: Path
 ) -> None:
-    port = free_port()
-    settings = batched_on(anvil, 1)
+    port, ingest_port = free_port(), free_port()
+    settings = {**batched_on(anvil, 1), "ingest_port": str(ingest_port), "bulk_nice": "7"}
     with server(tmp_path, port, **settings) as proc:
         token = (tmp_path / "registrar_token").read_text().strip()
-        children = _children(proc.pid)
-        assert len(children) == 1  # `auto` on a JSON-RPC chain: one anchoring process
-        child = children[0]
-        assert b"anchor-worker" in Path(f"/proc/{child}/cmdline").read_bytes()
-        with Client(f"http://127.0.0.1:{port}") as api:
+        children = {
+            b"anchor-worker" in Path(f"/proc/{pid}/cmdline").read_bytes(): pid
+            for pid in _children(proc.pid)
+        }
+        assert len(children) == 2  # the anchoring worker and the bulk-ingest API
+        anchorer, ingest = children[True], children[False]
+        assert _nice(anchorer) == _nice(ingest) == _nice(proc.pid) + 7
+        wait_healthy(f"http://127.0.0.1:{ingest_port}", timeout_s=90)
+        with (
+            Client(f"http://127.0.0.1:{port}") as api,
+            Client(f"http://127.0.0.1:{ingest_port}") as bulk,
+        ):
             dept = api.register_department(
                 token, "Housing Fund", Account.create().address, ["loan"]
             )
-            body = signed_loan_grants(api, dept, 20)
-            # the API process polls the index: ?wait=anchored sees the child's batches
-            done = api.http.post(
+            citizen = Account.create()
+            req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
+            body = [
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            ]
+            body += signed_loan_grants(api, dept, 19)
+            # accepted by the ingest process, anchored by the anchoring process; the
+            # ingest process polls the index, so ?wait=anchored sees the child's batches
+            done = bulk.http.post(
                 "/v1/consent-batches", params={"wait": "anchored"}, json={"items": body}
             ).json()
             assert [r["anchor"] for r in done["results"]] == ["anchored"] * 20
+            check = api.http.post(
+                "/v1/access-checks",
+                headers=dept["headers"],
+                json={"subject": citizen.address, "purpose": "loan", "pii_categories": ["income"]},
+            ).json()
+            assert (check["allowed"], check["reason"]) == (True, "consent_valid")
             # a killed anchoring process is started again; nothing accepted is lost
-            os.kill(child, signal.SIGKILL)
+            os.kill(anchorer, signal.SIGKILL)
             body = signed_loan_grants(api, dept, 20)
-            results = api.http.post("/v1/consent-batches", json={"items": body}).json()
+            results = bulk.http.post("/v1/consent-batches", json={"items": body}).json()
             assert [r["accepted"] for r in results["results"]] == [True] * 20
         assert _wait_anchored(tmp_path, 40) == {"anchored": 40}
-        (restarted,) = _children(proc.pid)
-        assert restarted != child
+        after = set(_children(proc.pid))
+        assert ingest in after and anchorer not in after and len(after) == 2
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == -signal.SIGTERM  # uvicorn re-raises it after shutting down
-    with pytest.raises(ProcessLookupError):
-        os.kill(restarted, 0)  # stopped with serve: no orphan keeps the lease
+    for pid in after:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped with serve: no orphan keeps the lease or the port
