@@ -203,6 +203,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    if settings.ingest_port and settings.ingest_port == settings.port:
+        typer.echo(
+            f"consentgate: CONSENTGATE_INGEST_PORT must differ from the API's port "
+            f"({settings.port})",
+            err=True,
+        )
+        raise typer.Exit(2)
     svc = _open(settings)
     backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
     ingest = f", bulk ingest on port {settings.ingest_port}" if settings.ingest_port else ""

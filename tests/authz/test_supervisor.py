@@ -76,6 +76,14 @@ def test_process_anchoring_refused_on_the_embedded_chain(tmp_path: Path) -> None
     assert not (tmp_path / "chain").exists()  # refused before opening anything
 
 
+def test_an_ingest_port_equal_to_the_api_port_is_refused(tmp_path: Path) -> None:
+    out = _run(tmp_path, "serve", chain_url="http://127.0.0.1:9", port="18998", ingest_port="18998")
+    assert (out.returncode, out.stderr.strip()) == (
+        2,
+        "consentgate: CONSENTGATE_INGEST_PORT must differ from the API's port (18998)",
+    )
+
+
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
     for command in ("serve", "anchor-worker"):
         out = _run(tmp_path, command, anchoring="proces", bulk_nice="40")
