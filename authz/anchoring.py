@@ -243,8 +243,15 @@ class AnchorWorker:
 
     def _run_once(self, force: bool) -> int:
         # a batch left prepared (a crash, or a send that failed on the last pass: the
-        # chain unreachable, no anchor event) goes out again as it is, before new items
-        self.commitments.recover()
+        # chain unreachable, no anchor event) goes out again as it is, before new items;
+        # in direct mode such a batch holds only audit events, and registry records of
+        # grants and withdrawals do not wait for it
+        try:
+            self.commitments.recover()
+        except (ChainError, ConsentgateError):
+            if self.mode == "batched":
+                raise
+            log.warning("prepared audit batch not sent; direct anchoring goes on", exc_info=True)
         audit.move_queued(self.svc.db)  # access checks' events, queued beside the log
         items = outbox.pending(self.svc.db, self.batch_max)
         audit_count, audit_oldest = self._audit_pending()

@@ -19,8 +19,9 @@ scheduler serves the access checks first and the bulk work with what is left, an
 batch waits a little longer. Measured with ``consentgate bench checks --chain URL``:
 docs/anchoring.md.
 
-A child gets SIGTERM when ``serve`` dies (``PR_SET_PDEATHSIG``) and is restarted, one
-second later, if it exits on its own; ``serve`` stops it with SIGTERM (a graceful stop
+A child gets SIGTERM when ``serve`` dies (``PR_SET_PDEATHSIG``) and is restarted if it
+exits on its own: one second later, or after a doubling delay (up to a minute) while it
+keeps dying within ten seconds of its start; ``serve`` stops it with SIGTERM (a graceful stop
 that releases the lease) when it shuts down.
 """
 
@@ -31,12 +32,15 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 from authz.localserver import stop, stop_with_parent
 
 log = logging.getLogger("consentgate.supervisor")
 
 RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 60.0
+QUICK_EXIT_S = 10.0  # a child that dies sooner than this after its start backs off
 
 
 def consentgate(*args: str) -> list[str]:
@@ -80,7 +84,9 @@ class Supervised:
             os.nice(self.nice)
 
     def _supervise(self) -> None:
+        delay = RESTART_DELAY_S
         while not self._stopping.is_set():
+            started = time.monotonic()
             with self._lock:
                 if self._stopping.is_set():
                     return
@@ -93,10 +99,11 @@ class Supervised:
             if self._stopping.is_set():
                 return
             self.restarts += 1
-            log.warning(
-                "%s process exited with %s; restarting in %.0f s", self.name, code, RESTART_DELAY_S
-            )
-            self._stopping.wait(RESTART_DELAY_S)
+            # a child that cannot start (its port taken, say) is retried ever more slowly
+            quick = time.monotonic() - started < QUICK_EXIT_S
+            delay = min(MAX_RESTART_DELAY_S, delay * 2) if quick else RESTART_DELAY_S
+            log.warning("%s process exited with %s; restarting in %.0f s", self.name, code, delay)
+            self._stopping.wait(delay)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop supervising and stop the child (SIGTERM, SIGKILL after ``timeout_s``);

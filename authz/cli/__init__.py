@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args)
     except ValidationError as exc:  # a bad CONSENTGATE_* variable: one line per error
+        if exc.title != "Settings":
+            raise
         for error in exc.errors():
             name = "CONSENTGATE_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"consentgate: {name}: {error['msg']}", file=sys.stderr)

@@ -253,6 +253,9 @@ def _start_children(settings: Any, anchoring: str) -> list[Any]:
     """The supervised children of ``serve`` (:mod:`authz.supervisor`): the anchoring
     worker when ``anchoring`` is ``process``, the bulk-ingest API when
     ``CONSENTGATE_INGEST_PORT`` is set; both at ``CONSENTGATE_BULK_NICE``."""
+    import secrets
+    import socket
+
     from authz.supervisor import Supervised, consentgate
 
     children = []
@@ -262,7 +265,9 @@ def _start_children(settings: Any, anchoring: str) -> list[Any]:
         # one lease owner for every restart: the supervisor reaped the previous child
         # before starting the next, so the new one may take its lease at once instead of
         # waiting for the TTL
-        argv = consentgate("anchor-worker", "--lease-owner", f"serve-{os.getpid()}-anchor")
+        # unique per serve instance (two containers may both be pid 1 on one database)
+        owner = f"serve-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        argv = consentgate("anchor-worker", "--lease-owner", owner)
         children.append(
             Supervised("anchor-worker", argv, env=dict(os.environ), nice=settings.bulk_nice).start()
         )

@@ -283,3 +283,44 @@ def test_a_worker_restarted_under_the_same_lease_owner_takes_over_at_once(
         assert AnchorWorker(env.svc).lease.owner.startswith("worker-")
     finally:
         env.svc.close()
+
+
+def test_direct_grants_do_not_wait_for_a_stuck_audit_batch(tmp_path: Path) -> None:
+    """In direct mode a prepared batch holds only audit events: while it cannot be sent,
+    grants still go to the registry (their records do not depend on it)."""
+    import pytest
+
+    from authz.anchoring import AnchorWorker
+    from chain_node import ChainUnavailable
+
+    env = open_env(
+        tmp_path, start_worker=False, anchor_mode="direct", batch_wait_ms=0, audit_wait_ms=0
+    )
+    try:
+        dept = env.department()
+        real_send = env.svc.ledger.send
+
+        def send(fn: str, *args: Any, **kw: Any) -> Any:
+            if fn == "anchor":
+                raise ChainUnavailable("the anchor's node is away")
+            return real_send(fn, *args, **kw)
+
+        env.svc.ledger.send = send  # type: ignore[method-assign]
+        worker = AnchorWorker(env.svc)
+        for _ in range(2):
+            citizen = Account.create()
+            req = env.request(dept, citizen.address)
+            assert env.grant(req, citizen, wait="accepted").status_code == 201
+            with pytest.raises(ChainUnavailable):
+                worker.run_once()  # the grant goes out; the audit batch cannot
+        with env.svc.db.sessions() as s:
+            assert s.scalars(select(OutboxItem.state)).all() == ["anchored", "anchored"]
+            assert s.scalar(select(func.count()).select_from(Consent)) == 2
+        env.svc.ledger.send = real_send  # type: ignore[method-assign]
+        worker.run_once()  # and the audit batch follows once the anchor answers
+        from authz.models import Batch
+
+        with env.svc.db.sessions() as s:
+            assert set(s.scalars(select(Batch.state))) == {"anchored"}
+    finally:
+        env.svc.close()

@@ -186,3 +186,18 @@ def test_serve_on_a_json_rpc_chain_runs_supervised_bulk_children(
     for pid in after:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped with serve: no orphan keeps the lease or the port
+
+
+def test_a_child_that_keeps_dying_at_start_is_restarted_ever_more_slowly() -> None:
+    """A port already taken makes the ingest child exit at once: the supervisor backs off
+    (2 s, 4 s, ... up to a minute) instead of restarting it every second."""
+    from authz.supervisor import Supervised
+
+    child = Supervised("doomed", [sys.executable, "-S", "-c", "raise SystemExit(3)"]).start()
+    try:
+        time.sleep(3.5)
+    finally:
+        child.stop()
+    # at 1 s intervals it would have been restarted 3 times by now; backing off, 1-2
+    assert child.restarts in (1, 2)
+    assert child.pid is not None
