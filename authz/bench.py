@@ -82,6 +82,53 @@ def _serve_in_thread(settings: Any) -> tuple[Any, Any, Any]:
     return svc, server, thread
 
 
+def _percentile(values: list[float], q: float, digits: int) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank below), rounded to ``digits``."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], digits)
+
+
+def _signed_bodies(
+    api: Client, dept: dict[str, Any], grants: int, per_body: int
+) -> list[list[dict[str, str]]]:
+    """``grants`` consent requests of ``dept`` for new citizens, each signed by its
+    citizen: ``POST /v1/consent-batches`` item lists of ``per_body`` items."""
+    bodies: list[list[dict[str, str]]] = [[]]
+    for _ in range(grants):
+        citizen = Account.create()
+        req = api.request_consent(dept, request_body(citizen.address, "bench", ["identity"]))
+        if len(bodies[-1]) >= per_body:
+            bodies.append([])
+        bodies[-1].append(
+            {"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])}
+        )
+    return bodies
+
+
+def _batched_service(
+    data_dir: Path, chain: str, workers: int = 1, database_url: str = "", ingest_port: int = 0
+) -> Any:
+    """:func:`authz.localserver.serve_process` of the benches' batched service (batches of
+    up to 2000, 100 ms wait) on the embedded chain or ``chain`` (a JSON-RPC URL paid by
+    ``CONSENTGATE_RELAYER_KEY``), with ``workers`` API processes, the index at
+    ``database_url`` (default SQLite in ``data_dir``) and a bulk-ingest port if given."""
+    import os
+
+    from authz.localserver import serve_process
+
+    return serve_process(
+        data_dir,
+        anchor_mode="batched",
+        batch_max="2000",
+        batch_wait_ms="100",
+        chain_url="" if chain == "embedded" else chain,
+        relayer_key=os.environ.get("CONSENTGATE_RELAYER_KEY", ""),
+        workers=str(workers),
+        database_url=database_url,
+        ingest_port=str(ingest_port),
+    )
+
+
 def anchoring(
     grants: int,
     chain: str,
@@ -116,12 +163,11 @@ def anchoring(
 
     from authz.db import Database
     from authz.ledger import grant_args
-    from authz.localserver import serve_process
     from authz.models import OutboxItem
     from authz.settings import Settings
 
     url = "" if chain == "embedded" else chain
-    key = os.environ.get("CONSENTGATE_RELAYER_KEY", "")
+    key = os.environ.get("CONSENTGATE_RELAYER_KEY", "")  # the baseline's payer
     out: dict[str, Any] = {"grants": grants, "chain": chain, "workers": workers}
     with tempfile.TemporaryDirectory() as tmp:
         # (a) baseline: one registry transaction per grant, through the relayer
@@ -162,15 +208,7 @@ def anchoring(
             svc.close()
         # (b) batched: the service in its own process; requests signed before the clock
         with (
-            serve_process(
-                Path(tmp) / "batched",
-                anchor_mode="batched",
-                batch_max="2000",
-                batch_wait_ms="100",
-                chain_url=url,
-                relayer_key=key,
-                workers=str(workers),
-            ) as server,
+            _batched_service(Path(tmp) / "batched", chain, workers=workers) as server,
             closing(
                 Database(Settings(data_dir=Path(tmp) / "batched", database_url="").db_url())
             ) as index,
@@ -182,20 +220,7 @@ def anchoring(
                 Account.create().address,
                 ["bench"],
             )
-            bodies: list[list[dict[str, str]]] = [[]]
-            for _ in range(grants):
-                citizen = Account.create()
-                req = api.request_consent(
-                    dept, request_body(citizen.address, "bench", ["identity"])
-                )
-                if len(bodies[-1]) >= batch:
-                    bodies.append([])
-                bodies[-1].append(
-                    {
-                        "request_id": req["request_id"],
-                        "signature": sign_typed(citizen, req["typed_data"]),
-                    }
-                )
+            bodies = _signed_bodies(api, dept, grants, batch)
             latencies: list[float] = []
 
             def post(body: list[dict[str, str]]) -> int:
@@ -227,17 +252,14 @@ def anchoring(
                     )
                     or 0
                 )
-    latencies.sort()
     out.update(
         {
             "accepted": accepted,
             "anchored": anchored,
             "seconds": round(seconds, 3),
             "grants_per_s": round(anchored / seconds, 1),
-            "accept_p50_ms": round(latencies[len(latencies) // 2], 1),
-            "accept_p99_ms": round(
-                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1
-            ),
+            "accept_p50_ms": _percentile(latencies, 0.5, 1),
+            "accept_p99_ms": _percentile(latencies, 0.99, 1),
         }
     )
     out["ratio"] = round(out["grants_per_s"] / out["baseline_grants_per_s"], 1)
@@ -313,31 +335,25 @@ def checks_under_anchoring(
     in that deployment; checks go to the main port.
     """
     import multiprocessing
-    import os
     import tempfile
     from pathlib import Path
 
-    from authz.localserver import free_port, serve_process, wait_healthy
+    from authz.localserver import free_port, wait_healthy
 
     if ingest and chain == "embedded":
         raise ValueError("a bulk-ingest process needs a JSON-RPC chain")
     ingest_port = free_port() if ingest else 0
 
     def percentile(values: list[float], q: float) -> float:
-        values = sorted(values)
-        return round(values[min(len(values) - 1, int(len(values) * q))], 2)
+        return _percentile(values, q, 2)
 
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve_process(
+        _batched_service(
             Path(tmp) / "service",
-            anchor_mode="batched",
-            batch_max="2000",
-            batch_wait_ms="100",
+            chain,
             database_url=database_url,
-            chain_url="" if chain == "embedded" else chain,
-            relayer_key=os.environ.get("CONSENTGATE_RELAYER_KEY", ""),
-            ingest_port=str(ingest_port),
+            ingest_port=ingest_port,
         ) as server,
         Client(server.base_url, timeout=300) as api,
     ):
@@ -350,15 +366,7 @@ def checks_under_anchoring(
             citizen,
         )
         body = {"subject": citizen.address, "purpose": "bench", "pii_categories": ["identity"]}
-        bodies: list[list[dict[str, str]]] = [[]]
-        for _ in range(grants):
-            c = Account.create()
-            req = api.request_consent(dept, request_body(c.address, "bench", ["identity"]))
-            if len(bodies[-1]) >= 250:
-                bodies.append([])
-            bodies[-1].append(
-                {"request_id": req["request_id"], "signature": sign_typed(c, req["typed_data"])}
-            )
+        bodies = _signed_bodies(api, dept, grants, 250)
         # idle means idle: the 10k requests' audit events are anchored first (on the
         # audit clock, CONSENTGATE_AUDIT_WAIT_MS), not in the middle of the idle checks
         _wait_audit_anchored(Path(tmp) / "service", database_url)

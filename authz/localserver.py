@@ -62,9 +62,12 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def wait_healthy(base_url: str, timeout_s: float = 120.0) -> None:
-    """Wait until ``base_url`` answers ``GET /healthz`` with 200 (e.g. a child that
-    ``serve`` started); raises ``TimeoutError`` after ``timeout_s`` seconds."""
+def wait_healthy(
+    base_url: str, timeout_s: float = 120.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until ``base_url`` answers ``GET /healthz`` with 200 (a service starting, or a
+    child that ``serve`` started); raises ``TimeoutError`` after ``timeout_s`` seconds, or
+    at once when ``proc`` (the server's process, if given) has exited."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -72,7 +75,7 @@ def wait_healthy(base_url: str, timeout_s: float = 120.0) -> None:
                 return
         except httpx.HTTPError:
             pass
-        if time.monotonic() > deadline:
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
             raise TimeoutError(f"{base_url} did not answer /healthz in {timeout_s} s")
         time.sleep(0.1)
 
@@ -101,21 +104,16 @@ def _start(data_dir: Path, env: dict[str, str], startup_s: float) -> LocalServer
             preexec_fn=stop_with_parent,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + startup_s
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                token = (data_dir / "registrar_token").read_text().strip()
-                return LocalServer(base, token, proc, data_dir)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
-            raise ServerStartError(
-                f"the service did not start ({data_dir / 'server.log'}):\n{tail}"
-            )
-        time.sleep(0.1)
+    try:
+        wait_healthy(base, startup_s, proc)
+    except TimeoutError:
+        stop(proc)
+        tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
+        raise ServerStartError(
+            f"the service did not start ({data_dir / 'server.log'}):\n{tail}"
+        ) from None
+    token = (data_dir / "registrar_token").read_text().strip()
+    return LocalServer(base, token, proc, data_dir)
 
 
 @contextmanager
