@@ -106,12 +106,18 @@ def _signed_bodies(
 
 
 def _batched_service(
-    data_dir: Path, chain: str, workers: int = 1, database_url: str = "", ingest_port: int = 0
+    data_dir: Path,
+    chain: str,
+    workers: int = 1,
+    database_url: str = "",
+    ingest_port: int = 0,
+    anchoring: str = "auto",
 ) -> Any:
     """:func:`authz.localserver.serve_process` of the benches' batched service (batches of
     up to 2000, 100 ms wait) on the embedded chain or ``chain`` (a JSON-RPC URL paid by
     ``CONSENTGATE_RELAYER_KEY``), with ``workers`` API processes, the index at
-    ``database_url`` (default SQLite in ``data_dir``) and a bulk-ingest port if given."""
+    ``database_url`` (default SQLite in ``data_dir``), a bulk-ingest port if given and
+    ``CONSENTGATE_ANCHORING=anchoring``."""
     import os
 
     from authz.localserver import serve_process
@@ -126,6 +132,7 @@ def _batched_service(
         workers=str(workers),
         database_url=database_url,
         ingest_port=str(ingest_port),
+        anchoring=anchoring,
     )
 
 
@@ -314,6 +321,7 @@ def checks_under_anchoring(
     database_url: str = "",
     chain: str = "embedded",
     ingest: bool = False,
+    anchoring: str = "auto",
 ) -> dict[str, Any]:
     """Access-check latency idle vs while ``grants`` grants are accepted and anchored.
 
@@ -330,9 +338,11 @@ def checks_under_anchoring(
     p50/p99 latencies in ms of both phases, the number of checks timed while busy and
     the ratio of the p99s (issue 4 target: <= 2). ``database_url``: the service's index
     (default: SQLite in its temporary data folder; a PostgreSQL URL must name an empty
-    database). ``ingest`` (JSON-RPC chain only): the service runs its bulk-ingest API
-    process (``CONSENTGATE_INGEST_PORT``) and the loader posts there, as channels would
-    in that deployment; checks go to the main port.
+    database). ``ingest``: the service runs its bulk-ingest API process
+    (``CONSENTGATE_INGEST_PORT``) and the loader posts there, as channels would in that
+    deployment; checks go to the main port. ``anchoring``: ``CONSENTGATE_ANCHORING``
+    (``process`` on the embedded chain: the chain in a ``chain-node`` child, anchoring in
+    another, the API alone in its process).
     """
     import multiprocessing
     import tempfile
@@ -340,8 +350,6 @@ def checks_under_anchoring(
 
     from authz.localserver import free_port, wait_healthy
 
-    if ingest and chain == "embedded":
-        raise ValueError("a bulk-ingest process needs a JSON-RPC chain")
     ingest_port = free_port() if ingest else 0
 
     def percentile(values: list[float], q: float) -> float:
@@ -354,6 +362,7 @@ def checks_under_anchoring(
             chain,
             database_url=database_url,
             ingest_port=ingest_port,
+            anchoring=anchoring,
         ) as server,
         Client(server.base_url, timeout=300) as api,
     ):
@@ -396,6 +405,7 @@ def checks_under_anchoring(
         "grants": grants,
         "chain": chain,
         "ingest_process": ingest,
+        "anchoring": anchoring,
         "checks": checks,
         "idle_p50_ms": percentile(idle, 0.5),
         "idle_p99_ms": percentile(idle, 0.99),

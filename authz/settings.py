@@ -26,18 +26,21 @@ class Settings(BaseSettings):
       generated secrets (default ``./data``).
     - ``CONSENTGATE_HOST`` / ``CONSENTGATE_PORT``: where ``serve`` listens
       (default ``127.0.0.1:8000``).
-    - ``CONSENTGATE_WORKERS``: API processes ``serve`` runs (default 1; more than one
-      only with ``CHAIN_URL``: the embedded chain belongs to one process).
+    - ``CONSENTGATE_WORKERS``: API processes ``serve`` runs (default 1).
     - ``CONSENTGATE_ANCHORING``: where the anchoring worker runs. ``thread``: in each API
       process (the outbox lease lets one at a time send); ``process``: ``serve`` runs one
       dedicated ``consentgate anchor-worker`` child and its API processes send nothing
       (acceptance and anchoring then use two cores instead of sharing one interpreter);
-      ``off``: this process never anchors (run ``consentgate anchor-worker`` elsewhere);
-      ``auto`` (default): ``process`` for ``serve`` on a JSON-RPC chain, else ``thread``
-      (the embedded chain belongs to one process).
+      ``off``: this process never anchors (run ``consentgate anchor-worker`` elsewhere;
+      JSON-RPC chain only); ``auto`` (default): ``process`` whenever ``serve`` runs more
+      than one process (see :meth:`Settings.split`), else ``thread``.
     - ``CONSENTGATE_INGEST_PORT``: when set (not 0), ``serve`` also runs a bulk-ingest API
       process on this port for channels relaying batches of grants, so that they never
-      slow the departments' access checks on ``PORT`` (JSON-RPC chain only).
+      slow the departments' access checks on ``PORT``.
+    - ``CONSENTGATE_CHAIN_NODE_PORT``: on the embedded chain, when ``serve`` runs more than
+      one process it serves the chain from a ``consentgate chain-node`` child on
+      127.0.0.1 at this port (default 0: a free port), which every other process reaches
+      over JSON-RPC (the chain's folder belongs to one process).
     - ``CONSENTGATE_BULK_NICE``: niceness added to ``serve``'s anchoring and ingest
       children (default 10; 0 to 19): under full load the CPU serves checks first.
     - ``CONSENTGATE_CHAIN_URL``: an EVM JSON-RPC URL; empty means the embedded py-evm chain.
@@ -70,6 +73,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     ingest_port: int = Field(default=0, ge=0, le=65535)
+    chain_node_port: int = Field(default=0, ge=0, le=65535)
     bulk_nice: int = Field(default=10, ge=0, le=19)
     chain_url: str = ""
     relayer_key: str = ""
@@ -109,11 +113,25 @@ class Settings(BaseSettings):
         first, see :meth:`serve_anchoring`)."""
         return self.anchoring in ("thread", "auto")
 
+    @property
+    def split(self) -> bool:
+        """True when ``serve`` runs more than one process: a JSON-RPC chain (the anchoring
+        child, unless ``ANCHORING`` keeps it in the API), ``WORKERS`` > 1, an
+        ``INGEST_PORT`` or ``ANCHORING=process``. On the embedded chain ``serve`` then
+        runs the chain in a ``consentgate chain-node`` child first."""
+        return (
+            not self.embedded
+            or self.workers > 1
+            or self.ingest_port != 0
+            or self.anchoring == "process"
+        )
+
     def serve_anchoring(self) -> Literal["thread", "process", "off"]:
         """Where ``consentgate serve`` runs the anchoring worker: ``auto`` becomes
-        ``process`` on a JSON-RPC chain and ``thread`` on the embedded one."""
+        ``process`` when ``serve`` runs more than one process anyway (:attr:`split`) and
+        ``thread`` otherwise (the one-process embedded deployment)."""
         if self.anchoring == "auto":
-            return "thread" if self.embedded else "process"
+            return "process" if self.split else "thread"
         return self.anchoring
 
     @property

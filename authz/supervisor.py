@@ -1,9 +1,15 @@
-"""Child processes that ``consentgate serve`` supervises: the anchoring worker and the
-bulk-ingest API.
+"""Child processes that ``consentgate serve`` supervises: the anchoring worker, the
+bulk-ingest API and the embedded chain's node.
 
-On a JSON-RPC chain ``serve`` can split the service into processes, so that bulk work
-never competes with access checks for one interpreter's GIL, and yields the CPU to them
-when the machine is saturated:
+``serve`` can split the service into processes, so that bulk work never competes with
+access checks for one interpreter's GIL, and yields the CPU to them when the machine is
+saturated:
+
+- On the embedded chain, as soon as ``serve`` runs more than one process
+  (:attr:`authz.settings.Settings.split`), the chain itself runs first in a
+  ``consentgate chain-node`` child (:mod:`chain_node.rpc_server`) and every other process
+  reaches it over JSON-RPC, as it would reach an external node; it executes the
+  anchoring transactions, so it runs at the bulk niceness too. It is stopped last.
 
 - ``CONSENTGATE_ANCHORING=process`` (the default of ``serve`` there): the API processes
   accept and answer but send nothing; one child, ``consentgate anchor-worker``, drains the
@@ -14,7 +20,7 @@ when the machine is saturated:
   the same API, anchoring off) for channels that relay batches of grants
   (``POST /v1/consent-batches``); departments' checks go to the main port.
 
-Both children run at ``CONSENTGATE_BULK_NICE`` (default 10): when both cores are busy the
+All children run at ``CONSENTGATE_BULK_NICE`` (default 10): when both cores are busy the
 scheduler serves the access checks first and the bulk work with what is left, and a
 batch waits a little longer. Measured with ``consentgate bench checks --chain URL``:
 docs/anchoring.md.

@@ -676,11 +676,23 @@ class EmbeddedChain(Web3Backend):
             return int(self._backend.chain.get_canonical_head().block_number)
 
     def time_travel(self, seconds: int) -> None:
+        with self._lock:
+            self.add_time_offset(seconds)
+            self.mine_block()
+
+    def add_time_offset(self, seconds: int) -> None:
+        """Stamp every later block ``seconds`` (>= 0) later (``evm_increaseTime``); the
+        offset is stored with the next block. Raises ValueError for a negative value."""
         if seconds < 0:
             raise ValueError("time_travel: seconds must be >= 0")
         with self._lock:
             self._check_open()
             self._backend.add_time_offset(seconds)
+
+    def mine_block(self) -> None:
+        """Mine the pending block now and commit it (``evm_mine``)."""
+        with self._lock:
+            self._check_open()
             self.tester.mine_blocks(1)
 
     def _check_open(self) -> None:

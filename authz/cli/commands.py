@@ -1,6 +1,6 @@
 """The ``consentgate`` command line (Typer), loaded by :func:`authz.cli.main`.
 
-Subcommands: ``serve``, ``anchor-worker``, ``demo``, ``reindex``, ``admin token``,
+Subcommands: ``serve``, ``anchor-worker``, ``chain-node``, ``demo``, ``reindex``, ``admin token``,
 ``token ...`` (the QR token tools of :mod:`fastpath.cli`), and ``gate ...`` (handed to
 :mod:`authz.gate_cli`, which :func:`authz.cli.main` runs without loading Typer at all).
 Every command reads the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -44,6 +44,22 @@ ChainOption = Annotated[
         "CONSENTGATE_DATA_DIR (stop the server first)",
     ),
 ]
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``consentgate: message`` on stderr and exit 2 (bad settings or usage)."""
+    typer.echo(f"consentgate: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _log_as(process: str) -> None:
+    """Log lines of a long-running child: time, level, ``process[pid]``, logger."""
+    import logging
+
+    logging.basicConfig(
+        format=f"%(asctime)s %(levelname)s {process}[%(process)d] %(name)s: %(message)s",
+        level=logging.INFO,
+    )
 
 
 def _verify(
@@ -174,12 +190,17 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="API processes (overrides CONSENTGATE_WORKERS); more than 1 needs "
-            "CONSENTGATE_CHAIN_URL",
+            help="API processes (overrides CONSENTGATE_WORKERS)",
         ),
     ] = None,
 ) -> None:
-    """Serve the API (embedded chain unless CONSENTGATE_CHAIN_URL is set)."""
+    """Serve the API (embedded chain unless CONSENTGATE_CHAIN_URL is set).
+
+    On the embedded chain with more than one process (``--workers`` > 1,
+    CONSENTGATE_INGEST_PORT or CONSENTGATE_ANCHORING=process), the chain runs in a
+    supervised ``consentgate chain-node`` child first and every other process reaches it
+    over JSON-RPC. Exit 2 on bad settings.
+    """
     import uvicorn
 
     from authz.api.app import create_app
@@ -193,37 +214,41 @@ def serve(
     if workers is not None:
         settings.workers = workers
     anchoring = settings.serve_anchoring()
-    if settings.embedded and (
-        settings.workers > 1 or anchoring in ("process", "off") or settings.ingest_port
+    if settings.embedded and anchoring == "off":
+        _fail(
+            "CONSENTGATE_ANCHORING=off needs CONSENTGATE_CHAIN_URL (on the embedded chain "
+            "nothing else could anchor)"
+        )
+    for name, value in (
+        ("CONSENTGATE_INGEST_PORT", settings.ingest_port),
+        ("CONSENTGATE_CHAIN_NODE_PORT", settings.chain_node_port if settings.embedded else 0),
     ):
-        typer.echo(
-            "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
-            "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
-            "chain belongs to one process, which anchors)",
-            err=True,
-        )
-        raise typer.Exit(2)
-    if settings.ingest_port and settings.ingest_port == settings.port:
-        typer.echo(
-            f"consentgate: CONSENTGATE_INGEST_PORT must differ from the API's port "
-            f"({settings.port})",
-            err=True,
-        )
-        raise typer.Exit(2)
-    svc = _open(settings)
-    backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
-    ingest = f", bulk ingest on port {settings.ingest_port}" if settings.ingest_port else ""
-    typer.echo(
-        f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
-        f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s), anchoring "
-        f"{anchoring}{ingest}); registrar token: `consentgate admin token`",
-        err=True,
-    )
-    children = _start_children(settings, anchoring)
+        if value and value == settings.port:
+            _fail(f"{name} must differ from the API's port ({settings.port})")
+    children: list[Any] = []
 
-    def stop_children() -> None:
-        for child in children:
+    def stop_children() -> None:  # the chain node (first started) stops last
+        for child in reversed(children):
             child.stop()
+
+    backend = settings.chain_url or f"embedded py-evm chain in {settings.data_dir / 'chain'}"
+    if settings.embedded and settings.split:
+        node = _start_chain_node(settings)
+        children.append(node)
+        backend += f", served by chain-node at {settings.chain_url}"
+    try:
+        svc = _open(settings)
+        ingest = f", bulk ingest on port {settings.ingest_port}" if settings.ingest_port else ""
+        typer.echo(
+            f"consentgate: serving on http://{settings.host}:{settings.port} ({backend}, "
+            f"anchor mode {settings.anchor_mode}, {settings.workers} worker(s), anchoring "
+            f"{anchoring}{ingest}); registrar token: `consentgate admin token`",
+            err=True,
+        )
+        children.extend(_start_children(settings, anchoring))
+    except BaseException:
+        stop_children()
+        raise
 
     try:
         if settings.workers > 1:
@@ -247,6 +272,73 @@ def serve(
             svc.close()
     finally:
         stop_children()
+
+
+def _start_chain_node(settings: Any) -> Any:
+    """Start the supervised ``consentgate chain-node`` child of an embedded-chain ``serve``
+    with more than one process (at ``CONSENTGATE_BULK_NICE``: it executes the anchoring
+    transactions), wait until it answers, and point ``settings`` and this process's
+    environment (inherited by the other children) at it: ``CONSENTGATE_CHAIN_URL`` and
+    the chain's stored relayer key. Exit 2 when it does not come up within 60 s."""
+    from authz.localserver import free_port
+    from authz.supervisor import Supervised, consentgate
+    from chain_node.rpc_server import wait_node
+
+    port = settings.chain_node_port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = consentgate("chain-node", "--host", "127.0.0.1", "--port", str(port))
+    node = Supervised("chain-node", argv, env=dict(os.environ), nice=settings.bulk_nice).start()
+    try:
+        wait_node(url, timeout_s=60, failed=lambda: node.restarts > 0)
+    except TimeoutError as exc:
+        node.stop()
+        _fail(f"the chain node did not start ({exc})")
+    key = (settings.data_dir / "chain" / "relayer.key").read_text().strip()
+    settings.chain_url = os.environ["CONSENTGATE_CHAIN_URL"] = url
+    settings.relayer_key = os.environ["CONSENTGATE_RELAYER_KEY"] = key
+    return node
+
+
+@app.command("chain-node")
+def chain_node(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8545,
+) -> None:
+    """Serve the embedded chain in CONSENTGATE_DATA_DIR over JSON-RPC 2.0 until SIGTERM
+    or Ctrl-C (:mod:`chain_node.rpc_server`), so that several processes can share it.
+
+    ``serve`` starts one itself when it runs more than one process on the embedded chain.
+    The node holds no unlocked account: clients sign with the relayer key stored in
+    ``DATA_DIR/chain/relayer.key``. Exit 2 when the chain's folder is in use or
+    CONSENTGATE_CHAIN_URL is set.
+    """
+
+    import uvicorn
+
+    from authz.settings import get_settings
+    from chain_node import ChainError
+    from chain_node.embedded import open_embedded
+    from chain_node.rpc_server import rpc_app
+
+    settings = get_settings()
+    if not settings.embedded:
+        _fail("chain-node serves the embedded chain; unset CONSENTGATE_CHAIN_URL")
+    _log_as("chain-node")
+    try:
+        chain = open_embedded(settings.data_dir, settings.relayer_key)
+    except (ChainError, OSError) as exc:
+        typer.echo(f"consentgate: cannot open {settings.data_dir}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        typer.echo(
+            f"consentgate: chain node for {chain.path} on http://{host}:{port} "
+            f"(chain id {chain.chain_id}, block {chain.block_number()})",
+            err=True,
+        )
+        settle_heap()
+        uvicorn.run(rpc_app(chain), host=host, port=port, log_level="warning")
+    finally:
+        chain.close()
 
 
 def _start_children(settings: Any, anchoring: str) -> list[Any]:
@@ -302,13 +394,13 @@ def anchor_worker(
 ) -> None:
     """Run only the anchoring worker (no API) until SIGTERM or Ctrl-C.
 
-    For a JSON-RPC chain (the embedded chain belongs to the serving process): ``serve``
-    starts one itself with CONSENTGATE_ANCHORING=process; run it by hand beside API
-    processes started with CONSENTGATE_ANCHORING=off. Several may run: the outbox lease
+    For a JSON-RPC chain (the embedded chain belongs to one process: ``serve`` runs it in
+    a ``chain-node`` child when it needs more than one process): ``serve`` starts one
+    itself with CONSENTGATE_ANCHORING=process; run it by hand beside API processes
+    started with CONSENTGATE_ANCHORING=off. Several may run: the outbox lease
     lets one at a time send (the others stand by). Exit 2 when the services cannot be
     opened.
     """
-    import logging
     import signal
     import threading
 
@@ -316,16 +408,11 @@ def anchor_worker(
 
     settings = get_settings()
     if settings.embedded:
-        typer.echo(
-            "consentgate: anchor-worker needs CONSENTGATE_CHAIN_URL (the embedded chain "
-            "belongs to the serving process, which anchors in a thread)",
-            err=True,
+        _fail(
+            "anchor-worker needs CONSENTGATE_CHAIN_URL (the embedded chain "
+            "belongs to the serving process, which anchors in a thread)"
         )
-        raise typer.Exit(2)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s anchor-worker[%(process)d] %(name)s: %(message)s",
-        level=logging.INFO,
-    )
+    _log_as("anchor-worker")
     svc = _open(settings)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -486,11 +573,20 @@ def bench_checks(
         bool,
         typer.Option(help="grants go to the bulk-ingest process (CONSENTGATE_INGEST_PORT)"),
     ] = False,
+    anchoring: Annotated[
+        str,
+        typer.Option(
+            help="the service's CONSENTGATE_ANCHORING (auto|thread|process); on the embedded "
+            "chain `process` or --ingest run the chain in a chain-node child"
+        ),
+    ] = "auto",
 ) -> None:
     """Access-check p50/p99 idle vs while grants are being anchored (issue 4)."""
     from authz.bench import checks_under_anchoring
 
-    out = checks_under_anchoring(grants, checks, database_url, chain, ingest)
+    if anchoring not in ("auto", "thread", "process"):
+        _fail("--anchoring must be auto, thread or process")
+    out = checks_under_anchoring(grants, checks, database_url, chain, ingest, anchoring)
     typer.echo(json.dumps(out))
 
 

@@ -79,10 +79,12 @@ def signed_loan_grants(api: Any, dept: dict[str, Any], count: int) -> list[dict[
 
 def batched_on(anvil: Any, workers: int) -> dict[str, str]:
     """``server`` settings of a batched service with ``workers`` API processes on
-    ``anvil`` (a fresh SQLite index in the data folder, a registry of its own)."""
+    ``anvil`` (a fresh SQLite index in the data folder, a registry of its own), or on the
+    embedded chain when ``anvil`` is None (``serve`` then runs it in a chain-node child
+    as soon as it runs more than one process)."""
     return {
-        "chain_url": anvil.url,
-        "relayer_key": anvil.relayer_key,
+        "chain_url": anvil.url if anvil is not None else "",
+        "relayer_key": anvil.relayer_key if anvil is not None else "",
         "anchor_mode": "batched",
         "batch_max": "64",
         "batch_wait_ms": "20",

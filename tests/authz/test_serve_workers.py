@@ -1,11 +1,9 @@
-"""``consentgate serve --workers N``: several API processes on an external chain."""
+"""``consentgate serve --workers N``: several API processes on one chain (anvil, or the
+embedded chain behind its ``chain-node`` child)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,32 +24,14 @@ from chain_node.anvil import AnvilProcess
 from tests.authz.serverproc import batched_on, free_port, server, signed_loan_grants
 
 
-def test_workers_refused_on_the_embedded_chain(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "CONSENTGATE_DATA_DIR": str(tmp_path),
-        "CONSENTGATE_CHAIN_URL": "",
-        "CONSENTGATE_WORKERS": "1",
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "authz.cli", "serve", "--workers", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
-        "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
-        "chain belongs to one process, which anchors)"
-    ]
-    assert not (tmp_path / "chain").exists()  # refused before opening anything
-
-
-@pytest.mark.anvil
 @pytest.mark.slow
-def test_two_workers_on_anvil_anchor_every_grant_once(anvil: AnvilProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("on", [pytest.param("anvil", marks=pytest.mark.anvil), "embedded"])
+def test_two_workers_anchor_every_grant_once(
+    on: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two API processes, on anvil or on the embedded chain (which ``serve`` then runs in
+    a ``chain-node`` child that the workers and the anchoring child share)."""
+    anvil: AnvilProcess | None = request.getfixturevalue("anvil") if on == "anvil" else None
     port = free_port()
     settings = batched_on(anvil, 2)
     granted: list[str] = []
@@ -91,10 +71,16 @@ def test_two_workers_on_anvil_anchor_every_grant_once(anvil: AnvilProcess, tmp_p
             for line in _log_lines(tmp_path, "Started server process")
         }
         assert len(pids) == 2  # two worker processes served
-
-    svc = open_services(
-        Settings(data_dir=tmp_path, chain_url=anvil.url, relayer_key=anvil.relayer_key)
-    )
+        if anvil is None:  # the chain node is the only holder of the embedded chain
+            assert len(_log_lines(tmp_path, "consentgate: chain node for")) == 1
+            assert len(_log_lines(tmp_path, "served by chain-node at http://127.0.0.1:")) == 1
+    if anvil is None:  # serve stopped its children: the chain's folder is free again
+        settings_after = Settings(data_dir=tmp_path)
+    else:
+        settings_after = Settings(
+            data_dir=tmp_path, chain_url=anvil.url, relayer_key=anvil.relayer_key
+        )
+    svc = open_services(settings_after)
     try:
         with svc.db.sessions() as s:
             leaves = s.scalars(select(Consent.leaf_index).order_by(Consent.leaf_index)).all()

@@ -24,19 +24,26 @@ from tests.authz.serverproc import batched_on, free_port, server, signed_loan_gr
 
 
 @pytest.mark.parametrize(
-    ("anchoring", "chain_url", "serve", "here"),
+    ("anchoring", "chain_url", "extra", "serve", "here", "split"),
     [
-        ("auto", "", "thread", True),
-        ("auto", "http://127.0.0.1:8545", "process", True),
-        ("thread", "http://127.0.0.1:8545", "thread", True),
-        ("process", "http://127.0.0.1:8545", "process", False),
-        ("off", "", "off", False),
+        ("auto", "", {}, "thread", True, False),
+        ("auto", "", {"workers": 2}, "process", True, True),
+        ("auto", "", {"ingest_port": 9001}, "process", True, True),
+        ("thread", "", {"workers": 2}, "thread", True, True),
+        ("process", "", {}, "process", False, True),
+        ("auto", "http://127.0.0.1:8545", {}, "process", True, True),
+        ("thread", "http://127.0.0.1:8545", {}, "thread", True, True),
+        ("process", "http://127.0.0.1:8545", {}, "process", False, True),
+        ("off", "", {}, "off", False, False),
     ],
 )
-def test_where_serve_anchors(anchoring: str, chain_url: str, serve: str, here: bool) -> None:
-    settings = Settings(anchoring=anchoring, chain_url=chain_url)  # type: ignore[arg-type]
+def test_where_serve_anchors(
+    anchoring: str, chain_url: str, extra: dict[str, int], serve: str, here: bool, split: bool
+) -> None:
+    settings = Settings(anchoring=anchoring, chain_url=chain_url, **extra)  # type: ignore[arg-type]
     assert settings.serve_anchoring() == serve
     assert settings.anchoring_here is here
+    assert settings.split is split
 
 
 def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -56,16 +63,14 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_process_anchoring_refused_on_the_embedded_chain(tmp_path: Path) -> None:
-    refusal = (
-        "consentgate: CONSENTGATE_CHAIN_URL is needed for any of --workers > 1, "
-        "CONSENTGATE_ANCHORING=process or off, CONSENTGATE_INGEST_PORT (the embedded "
-        "chain belongs to one process, which anchors)"
-    )
+def test_anchoring_off_refused_on_the_embedded_chain(tmp_path: Path) -> None:
     # off: nothing could ever anchor (anchor-worker refuses the embedded chain too)
-    for env in ({"anchoring": "process"}, {"anchoring": "off"}, {"ingest_port": "18999"}):
-        out = _run(tmp_path, "serve", **env)
-        assert (out.returncode, out.stderr.strip()) == (2, refusal), env
+    out = _run(tmp_path, "serve", anchoring="off")
+    assert (out.returncode, out.stderr.strip()) == (
+        2,
+        "consentgate: CONSENTGATE_ANCHORING=off needs CONSENTGATE_CHAIN_URL (on the "
+        "embedded chain nothing else could anchor)",
+    )
     out = _run(tmp_path, "anchor-worker")
     assert out.returncode == 2
     assert out.stderr.strip() == (

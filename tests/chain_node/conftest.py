@@ -11,6 +11,8 @@ import pytest
 
 from chain_node import ChainBackend, open_chain
 from chain_node.anvil import AnvilProcess
+from chain_node.embedded import open_embedded
+from chain_node.rpc_server import ServedChain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -28,11 +30,24 @@ def probe_artifact() -> type[Probe]:
     return Probe
 
 
-@pytest.fixture(params=["embedded", pytest.param("jsonrpc", marks=pytest.mark.anvil)])
+@pytest.fixture(
+    params=["embedded", "embedded-rpc", pytest.param("jsonrpc", marks=pytest.mark.anvil)]
+)
 def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChainBackend]:
-    """A fresh backend of each kind: embedded in tmp_path, jsonrpc on the session anvil."""
+    """A fresh backend of each kind: embedded in tmp_path, jsonrpc on the session anvil,
+    and jsonrpc on an embedded chain served by :mod:`chain_node.rpc_server`
+    (``embedded-rpc``, the ``consentgate chain-node`` deployment)."""
     if request.param == "embedded":
         backend = open_chain(tmp_path)
+    elif request.param == "embedded-rpc":
+        with open_embedded(tmp_path / "node") as owned, ServedChain(owned) as node:
+            key = (tmp_path / "node" / "chain" / "relayer.key").read_text().strip()
+            backend = open_chain(tmp_path, url=node.url, relayer_key=key)
+            try:
+                yield backend
+            finally:
+                backend.close()
+        return
     else:
         node: AnvilProcess = request.getfixturevalue("anvil")
         backend = open_chain(tmp_path, url=node.url, relayer_key=node.relayer_key)

@@ -1,0 +1,257 @@
+"""A JSON-RPC front for the embedded chain: ``consentgate chain-node``.
+
+The embedded py-evm chain (:mod:`chain_node.embedded`) belongs to the one process that
+holds its folder's lock. Served over HTTP by this module, it becomes a node like any
+other: several API processes, an anchoring worker and a bulk-ingest process reach it
+through :class:`chain_node.jsonrpc.JsonRpcChain`, exactly as they would reach anvil or
+geth, while the EVM work runs in the node's own process.
+
+Protocol: JSON-RPC 2.0 over HTTP POST (https://www.jsonrpc.org/specification), a single
+request or a batch (an array, answered by an array in the same order, section 6).
+Numbers in results are hex quantities and byte strings 0x hex (Ethereum JSON-RPC
+"quantity"/"data" encoding, https://ethereum.org/en/developers/docs/apis/json-rpc/).
+
+Methods: the ``eth_*``/``net_*``/``web3_*`` methods of web3's eth-tester endpoints
+(``eth_chainId``, ``eth_blockNumber``, ``eth_getBlockByNumber``, ``eth_getTransactionCount``,
+``eth_estimateGas``, ``eth_call``, ``eth_sendRawTransaction``, ``eth_getTransactionReceipt``,
+``eth_getTransactionByHash``, ``eth_getLogs``, ``eth_getCode``, ``eth_getBalance``,
+``eth_feeHistory``, ``eth_gasPrice``, ``eth_maxPriorityFeePerGas`` ...), plus the dev
+methods ``evm_increaseTime`` (seconds) and ``evm_mine`` that anvil and Hardhat offer.
+Every ``eth_sendRawTransaction`` is mined into its own block and committed to disk
+before the answer (the embedded chain's durability rule). Methods that would use an
+account held by the node (``eth_sendTransaction``, ``eth_sign*``, ``personal_*``) are
+refused: a client signs locally.
+
+Errors (the ``error`` member): ``-32700`` parse error, ``-32600`` invalid request,
+``-32601`` method not found, ``-32602`` invalid params, ``3`` "execution reverted" with
+the raw revert data in ``data`` (geth/anvil convention, decoded by the client),
+``-32000`` any other refusal (a bad nonce, a stopped chain) with the reason in
+``message``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from web3.datastructures import NamedElementOnion
+
+from .errors import ChainRevert
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedChain
+
+log = logging.getLogger("consentgate.chain_node")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+EXECUTION_REVERTED = 3
+SERVER_ERROR = -32000
+
+# What a node must not do for anonymous callers: sign with accounts it holds.
+_REFUSED_PREFIXES = ("personal_", "admin_", "miner_", "debug_", "txpool_")
+_REFUSED = frozenset({"eth_sendTransaction", "eth_sign", "eth_signTransaction", "eth_accounts"})
+_REFUSED |= frozenset({"eth_signTypedData", "eth_signTypedData_v4"})
+BLOOM_BYTES = 256
+
+
+def to_wire(value: Any, key: str = "") -> Any:
+    """eth-tester's result values in JSON-RPC encoding: ints as hex quantities
+    (``"0x1a"``), bytes as 0x hex data, the logs bloom (an int) as 256 bytes of data;
+    dicts and lists recursively; bools, None and strings unchanged."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if key == "logsBloom":
+            return "0x" + value.to_bytes(BLOOM_BYTES, "big").hex()
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: to_wire(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_wire(v, key) for v in value]
+    return value
+
+
+def _error(request_id: Any, code: int, message: str, data: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+class RpcFront:
+    """Answers JSON-RPC requests from one :class:`EmbeddedChain`.
+
+    :meth:`handle` takes the decoded request body (a request object or a batch list)
+    and returns the response body (an object, a list, or None when every request was a
+    notification). It blocks while the chain works: call it from a worker thread.
+    """
+
+    def __init__(self, chain: EmbeddedChain) -> None:
+        self.chain = chain
+        # web3's eth-tester request pipeline without web3's client-side formatters:
+        # the provider's own middleware (request params from the wire, result key
+        # names) and then the provider, under the chain's lock
+        self._request: Callable[..., Any] = chain.w3.provider.request_func(
+            chain.w3, NamedElementOnion([])
+        )
+        self._extra: dict[str, Callable[[list[Any]], Any]] = {
+            "evm_increaseTime": self._increase_time,
+            "evm_mine": self._mine,
+        }
+
+    def handle(self, body: Any) -> Any:
+        """The response body for ``body`` (JSON-RPC 2.0 sections 4-6)."""
+        if isinstance(body, list):
+            if not body:
+                return _error(None, INVALID_REQUEST, "empty batch")
+            answers = [self.call(item) for item in body]
+            kept = [a for a in answers if a is not None]
+            return kept or None
+        return self.call(body)
+
+    def call(self, request: Any) -> dict[str, Any] | None:
+        """The response object of one request object, or None for a notification."""
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return _error(None, INVALID_REQUEST, "a request object needs a string 'method'")
+        request_id = request.get("id")
+        notification = "id" not in request
+        method: str = request["method"]
+        params = request.get("params", [])
+        if not isinstance(params, list):
+            answer = _error(request_id, INVALID_PARAMS, "params must be an array")
+        else:
+            answer = self._dispatch(request_id, method, params)
+        return None if notification else answer
+
+    def _dispatch(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
+        if method in _REFUSED or method.startswith(_REFUSED_PREFIXES):
+            return _error(request_id, METHOD_NOT_FOUND, f"{method} is not offered: sign locally")
+        try:
+            if method in self._extra:
+                result = self._extra[method](params)
+            else:
+                response = self._request(method, params)
+                if "error" in response:
+                    error = dict(response["error"])
+                    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+                result = response.get("result")
+        except ChainRevert as exc:
+            return _error(request_id, EXECUTION_REVERTED, "execution reverted", to_wire(exc.data))
+        except (TypeError, KeyError, IndexError) as exc:
+            return _error(request_id, INVALID_PARAMS, f"{method}: bad params: {exc}")
+        except Exception as exc:  # a refusal of the chain, reported, never a dropped call
+            log.debug("%s refused: %s", method, exc)
+            return _error(request_id, SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+        return {"jsonrpc": "2.0", "id": request_id, "result": to_wire(result)}
+
+    def _increase_time(self, params: list[Any]) -> Any:
+        """``evm_increaseTime [seconds]``: later blocks are stamped that much later."""
+        seconds = params[0]
+        seconds = int(seconds, 16) if isinstance(seconds, str) else int(seconds)
+        if seconds < 0:
+            raise TypeError("seconds must be >= 0")
+        self.chain.add_time_offset(seconds)
+        return seconds
+
+    def _mine(self, params: list[Any]) -> Any:
+        """``evm_mine``: mine one (empty) block now."""
+        self.chain.mine_block()
+        return "0x0"
+
+
+def rpc_app(chain: EmbeddedChain) -> Starlette:
+    """The ASGI app serving ``chain`` at ``POST /`` (JSON-RPC 2.0, see the module doc).
+    ``GET /`` answers ``{"chain_id", "block_number"}`` (a liveness probe)."""
+    front = RpcFront(chain)
+
+    async def rpc(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+        answer = await run_in_threadpool(front.handle, body)
+        if answer is None:
+            return Response(status_code=204)
+        return JSONResponse(answer)
+
+    async def alive(request: Request) -> Response:
+        number = await run_in_threadpool(chain.block_number)
+        return JSONResponse({"chain_id": chain.chain_id, "block_number": number})
+
+    return Starlette(routes=[Route("/", rpc, methods=["POST"]), Route("/", alive)])
+
+
+class ServedChain:
+    """``chain`` served by uvicorn in a thread of this process, on ``host`` and a free
+    port (tests, benches). ``url``: the node's address; :meth:`stop` stops serving (the
+    chain stays open: its owner closes it). A context manager."""
+
+    def __init__(self, chain: EmbeddedChain, host: str = "127.0.0.1") -> None:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(rpc_app(chain), host=host, port=port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._server.run, name="chain-node", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"chain node did not start on {self.url}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the server thread (idempotent)."""
+        self._server.should_exit = True
+        self._thread.join(30)
+
+    def __enter__(self) -> ServedChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_node(url: str, timeout_s: float = 60.0, failed: Callable[[], bool] | None = None) -> int:
+    """Wait until the node at ``url`` answers ``eth_chainId``; returns the chain id.
+
+    Polls every 50 ms. Raises TimeoutError after ``timeout_s`` seconds, or at once when
+    ``failed()`` (if given) turns true, e.g. when the node's process has exited.
+    """
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    while True:
+        try:
+            answer = httpx.post(url, json=body, timeout=5).json()
+            return int(answer["result"], 16)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        if failed is not None and failed():
+            raise TimeoutError(f"the chain node for {url} exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no chain node answered at {url} within {timeout_s:g} s")
+        time.sleep(0.05)
