@@ -32,8 +32,16 @@ def access_log_path(index_path: str) -> str:
     return str(p.with_name(p.stem + "-accesslog.sqlite3"))
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for ``url`` and the tables if missing."""
+def make_engine(url: str, access_log: str = "") -> Engine:
+    """Create the engine for ``url`` and the tables if missing.
+
+    ``access_log`` (SQLite only): the access log's file, default beside the index
+    (:func:`access_log_path`); give one on a device of its own so that the checks'
+    commits (one fdatasync each) never queue behind the bulk writers' flushes. Raises
+    FileNotFoundError when the file is missing there while one beside the index exists
+    (moved by the setting but not on disk: stop the service and move the file, with its
+    ``-wal``, first).
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -44,7 +52,14 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     files: list[str] = []
     if url.startswith("sqlite"):
-        log_path = access_log_path(engine.url.database or "")
+        beside = access_log_path(engine.url.database or "")
+        log_path = access_log or beside
+        if log_path != beside and Path(beside).exists() and not Path(log_path).exists():
+            engine.dispose()
+            raise FileNotFoundError(
+                f"the access log is at {beside}, not at {log_path} "
+                "(CONSENTGATE_ACCESS_LOG_PATH): move the file and its -wal there first"
+            )
         files = [engine.url.database or "", log_path]
 
         @event.listens_for(engine, "connect")
@@ -88,11 +103,11 @@ def _move_access_log_out_of_index(engine: Engine) -> None:
 class Database:
     """The index database: an engine and a session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, access_log: str = "") -> None:
         # Indexed SQLite reads take microseconds and do not wait for writers (WAL mode), so
         # hot paths may run them on the event loop; other databases go over the network.
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, access_log)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writer: AbstractContextManager[Any] = (
             threading.Lock() if url.startswith("sqlite") else nullcontext()

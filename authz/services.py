@@ -117,7 +117,7 @@ def open_services(settings: Settings) -> Services:
     settings.data_dir.chmod(0o700)  # index, keys and tokens: the operator's eyes only
     chain = open_chain(settings.data_dir, settings.chain_url, settings.relayer_key)
     try:
-        db = Database(settings.db_url())
+        db = Database(settings.db_url(), settings.access_log_path)
         ledger = Ledger(chain, settings.data_dir, settings.registry_address)
         indexer = Indexer(db, ledger)
         indexer.sync()

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     - ``CONSENTGATE_PUBLIC_URL``: the URL citizens see; SIWE messages must name its
       host as ``domain`` and a URI under it (EIP-4361).
     - ``CONSENTGATE_DATABASE_URL``: SQLAlchemy URL of the index (default SQLite in DATA_DIR).
+    - ``CONSENTGATE_ACCESS_LOG_PATH``: SQLite only: the access log's file (default beside
+      the index, ``index-accesslog.sqlite3``). Put it on a device of its own: every
+      check commits to it (one fdatasync), and on a shared disk that flush waits behind
+      the bulk writers' data (docs/anchoring.md, "Deployment").
     - ``CONSENTGATE_REDIS_URL``: Redis shared by the gates for replay claims across gates
       (``redis://127.0.0.1:6379/0``); empty means replay protection per gate.
     """
@@ -88,6 +92,7 @@ class Settings(BaseSettings):
     registrar_token: str = ""
     public_url: str = ""
     database_url: str = ""
+    access_log_path: str = ""
     pseudonym_secret: str = ""
     redis_url: str = ""
     max_body_bytes: int = 1024 * 1024

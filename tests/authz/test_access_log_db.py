@@ -172,3 +172,46 @@ def test_two_processes_moving_at_once_move_each_event_once(tmp_path: Path) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_the_access_log_can_live_elsewhere(tmp_path: Path) -> None:
+    """CONSENTGATE_ACCESS_LOG_PATH puts the access log's file (and its WAL) on another
+    path, e.g. a device of its own; moving it by the setting alone is refused."""
+    index = tmp_path / "index" / "index.sqlite3"
+    elsewhere = tmp_path / "fast" / "access.sqlite3"
+    index.parent.mkdir()
+    elsewhere.parent.mkdir()
+    db = Database(f"sqlite:///{index}", str(elsewhere))
+    try:
+        with db.session() as s:
+            s.execute(
+                insert(AccessRecord),
+                [
+                    {
+                        "access_id": "a1",
+                        "department_id": "d1",
+                        "subject": "0x" + "11" * 20,
+                        "purpose": "loan",
+                        "pii_categories": ["income"],
+                        "allowed": False,
+                        "reason": "no_consent",
+                        "consent_id": None,
+                        "at_ms": 1,
+                    }
+                ],
+            )
+        assert _count(db, AccessRecord) == 1
+    finally:
+        db.close()
+    assert elsewhere.exists() and not Path(access_log_path(str(index))).exists()
+    with sqlite3.connect(elsewhere) as raw:
+        assert raw.execute("SELECT access_id FROM access_log").fetchall() == [("a1",)]
+    # the default location again: a fresh, empty access log beside the index
+    beside = Database(f"sqlite:///{index}")
+    try:
+        assert _count(beside, AccessRecord) == 0
+    finally:
+        beside.close()
+    # the log beside the index now exists: a setting pointing at a missing file is refused
+    with pytest.raises(FileNotFoundError, match="move the file and its -wal there first"):
+        Database(f"sqlite:///{index}", str(tmp_path / "fast" / "missing.sqlite3"))

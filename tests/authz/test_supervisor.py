@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from authz.client import Client, request_body, sign_typed
 from authz.db import Database
 from authz.localserver import wait_healthy
-from authz.models import OutboxItem
+from authz.models import Consent, OutboxItem
+from authz.services import open_services
 from authz.settings import Settings
 from chain_node.anvil import AnvilProcess
 from tests.authz.serverproc import batched_on, free_port, server, signed_loan_grants
@@ -191,6 +192,74 @@ def test_serve_on_a_json_rpc_chain_runs_supervised_bulk_children(
     for pid in after:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped with serve: no orphan keeps the lease or the port
+
+
+@pytest.mark.slow
+def test_serve_on_the_embedded_chain_splits_around_a_chain_node(tmp_path: Path) -> None:
+    """With an ingest port on the embedded chain, ``serve`` runs the chain in a
+    ``chain-node`` child and the anchoring worker in another. A SIGKILLed chain node:
+    grants are still accepted (pending) and checks still answered; once the supervisor
+    has started it again every grant is anchored exactly once."""
+    port, ingest_port = free_port(), free_port()
+    settings = {**batched_on(None, 1), "ingest_port": str(ingest_port), "bulk_nice": "5"}
+    with server(tmp_path, port, **settings) as proc:
+        token = (tmp_path / "registrar_token").read_text().strip()
+        children = {
+            Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[3].decode(): pid
+            for pid in _children(proc.pid)
+        }
+        assert sorted(children) == ["anchor-worker", "chain-node", "serve"]
+        node = children["chain-node"]
+        assert _nice(node) == _nice(children["anchor-worker"]) == _nice(proc.pid) + 5
+        wait_healthy(f"http://127.0.0.1:{ingest_port}", timeout_s=90)
+        with (
+            Client(f"http://127.0.0.1:{port}") as api,
+            Client(f"http://127.0.0.1:{ingest_port}") as bulk,
+        ):
+            assert api.health()["chain"]["chain_id"] == 27560
+            dept = api.register_department(
+                token, "Housing Fund", Account.create().address, ["loan"]
+            )
+            citizen = Account.create()
+            req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
+            body = [
+                {
+                    "request_id": req["request_id"],
+                    "signature": sign_typed(citizen, req["typed_data"]),
+                }
+            ]
+            body += signed_loan_grants(api, dept, 19)
+            done = bulk.http.post(
+                "/v1/consent-batches", params={"wait": "anchored"}, json={"items": body}
+            ).json()
+            assert [r["anchor"] for r in done["results"]] == ["anchored"] * 20
+            os.kill(node, signal.SIGKILL)
+            body = signed_loan_grants(api, dept, 20)
+            results = bulk.http.post("/v1/consent-batches", json={"items": body}).json()
+            assert [r["accepted"] for r in results["results"]] == [True] * 20
+            check = api.http.post(
+                "/v1/access-checks",
+                headers=dept["headers"],
+                json={"subject": citizen.address, "purpose": "loan", "pii_categories": ["income"]},
+            ).json()
+            assert (check["allowed"], check["reason"]) == (True, "consent_valid")
+        assert _wait_anchored(tmp_path, 40, timeout_s=90) == {"anchored": 40}
+        after = set(_children(proc.pid))
+        assert node not in after and len(after) == 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM
+    for pid in after:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # every grant has one leaf, and the chain (opened directly now) counts each once
+    svc = open_services(Settings(data_dir=tmp_path, database_url=""))
+    try:
+        with svc.db.sessions() as s:
+            leaves = s.scalars(select(Consent.leaf_index).order_by(Consent.leaf_index)).all()
+        assert list(leaves) == list(range(40))
+        assert svc.ledger.call("latest", on="anchor")[1] == 40
+    finally:
+        svc.close()
 
 
 def test_a_child_that_keeps_dying_at_start_is_restarted_ever_more_slowly() -> None:
