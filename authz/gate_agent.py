@@ -11,8 +11,9 @@ digest anchored on chain for that epoch. Where the anchored digest comes from:
   ``TrustRegistry`` itself (``statusListDigest(epoch)``, ``issuerKeyIds``/``issuerKey``) and
   uses the chain's keys, not the service's copy; ``trust_registry`` pins the contract
   address (else the address the service names is used);
-- without it (the embedded chain lives inside the service's process, so nothing else
-  can read it): the digest and keys the service reports from its chain in
+- without it (the embedded chain lives inside the service's process or behind its
+  loopback-only ``chain-node``, so a gate cannot read it): the digest and keys the
+  service reports from its chain in
   ``GET /v1/trust-list``, with the anchoring transaction and block in the status list
   document. This still catches a list altered in transit or on a cache between them,
   but not a dishonest service; run gates against a JSON-RPC chain for that.

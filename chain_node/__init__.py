@@ -8,8 +8,10 @@
 
 Modules: ``abc`` (ChainBackend, TxResult), ``errors`` (ChainError tree, revert decoding),
 ``embedded`` (py-evm via eth-tester on SQLite, chain id 27560), ``jsonrpc`` (HTTP node),
-``store`` (the SQLite key-value store under py-evm), ``anvil`` (start/stop anvil for
-tests and load tests), ``bench`` (``python -m chain_node.bench [--anvil] [--many N]``).
+``store`` (the SQLite key-value store under py-evm), ``rpc_server`` (the embedded chain
+served over JSON-RPC, ``consentgate chain-node``, so several processes share it),
+``anvil`` (start/stop anvil for tests and load tests), ``bench``
+(``python -m chain_node.bench [--anvil] [--many N]``).
 Transaction pipeline: ``nonces`` (NonceManager: the relayer's nonces under one lock),
 ``retry`` (Backoff/Retrier: exponential backoff with jitter on transient node errors),
 ``pipeline`` (replacement fee bumps, send-error classification, receipt formatting).

@@ -78,8 +78,8 @@ def worker_app() -> FastAPI:
     anchoring worker unless ``CONSENTGATE_ANCHORING`` says it runs elsewhere (the outbox
     lease lets one process at a time anchor) and settles
     its heap like a single ``serve``; services are closed at shutdown; it gets SIGTERM
-    when ``serve`` dies. Only for an external chain: the embedded chain's folder is
-    locked by one process.
+    when ``serve`` dies. Always on a JSON-RPC chain: on the embedded chain ``serve``
+    has started a ``chain-node`` child and set ``CONSENTGATE_CHAIN_URL`` first.
     """
     import os
 
