@@ -12,9 +12,11 @@ schema like every other table (``schema_translate_map``): there is no file lock 
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +54,12 @@ def make_engine(url: str, access_log: str = "") -> Engine:
     engine = create_engine(url, **kwargs)
     files: list[str] = []
     if url.startswith("sqlite"):
-        beside = access_log_path(engine.url.database or "")
-        log_path = access_log or beside
-        if log_path != beside and Path(beside).exists() and not Path(log_path).exists():
+        log_path = access_log or access_log_path(engine.url.database or "")
+        try:
+            _check_access_log_place(engine.url.database or "", log_path)
+        except OSError:
             engine.dispose()
-            raise FileNotFoundError(
-                f"the access log is at {beside}, not at {log_path} "
-                "(CONSENTGATE_ACCESS_LOG_PATH): move the file and its -wal there first"
-            )
+            raise
         files = [engine.url.database or "", log_path]
 
         @event.listens_for(engine, "connect")
@@ -75,12 +75,81 @@ def make_engine(url: str, access_log: str = "") -> Engine:
     Base.metadata.create_all(engine)
     if url.startswith("sqlite"):
         _move_access_log_out_of_index(engine)
+        _record_access_log_place(engine, files[1])
     for name in files:
         for suffix in ("", "-wal", "-shm"):
             path = Path(name + suffix)
             if name not in ("", ":memory:") and path.exists():
                 path.chmod(0o600)
     return engine
+
+
+ACCESS_LOG_PLACE_KEY = "access_log_path"  # "" = beside the index, else an absolute path
+
+
+def _place(index: str, log_path: str) -> str:
+    """How ``meta`` records the access log's place: "" beside the index (survives a copy
+    of the whole data folder), else the absolute path."""
+    return "" if log_path == access_log_path(index) else str(Path(log_path).resolve())
+
+
+def _check_access_log_place(index: str, log_path: str) -> None:
+    """Raise an OSError (one line for the CLI) before SQLite would create an empty access
+    log in the wrong place: the folder is missing or not writable, or the index records
+    that its access log lives elsewhere and that file (or its ``-wal``) is still there
+    (moved by the setting only, or the setting dropped after a move)."""
+    if index in ("", ":memory:") or log_path == ":memory:":
+        return
+    folder = Path(log_path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder} for the access log {log_path}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write the access log's folder {folder}")
+    recorded = _recorded_place(index)
+    if recorded is None or recorded == _place(index, log_path):
+        return
+    where = recorded or access_log_path(index)
+    left = [p for p in (where, where + "-wal") if Path(p).exists()]
+    if left:
+        raise FileNotFoundError(
+            f"the access log is at {where}, not at {log_path} "
+            f"(CONSENTGATE_ACCESS_LOG_PATH): move {' and '.join(left)} there first"
+        )
+
+
+def _recorded_place(index: str) -> str | None:
+    """The place ``meta`` of the index file records (None: no index yet, or none
+    recorded: then it is beside the index)."""
+    if not Path(index).exists():
+        return None
+    with closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as raw:
+        try:
+            row = raw.execute(
+                "SELECT value FROM meta WHERE key = ?", (ACCESS_LOG_PLACE_KEY,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # an index from before the meta table
+            return ""
+    return str(row[0]) if row else ""
+
+
+def _record_access_log_place(engine: Engine, log_path: str) -> None:
+    """Remember in the index where its access log lives (see
+    :func:`_check_access_log_place`); writes only when that changed."""
+    index = engine.url.database or ""
+    if index in ("", ":memory:") or log_path == ":memory:":
+        return
+    place = _place(index, log_path)
+    if (_recorded_place(index) or "") == place and place == "":
+        return
+    with engine.begin() as conn:
+        current = conn.execute(
+            text("SELECT value FROM meta WHERE key = :k"), {"k": ACCESS_LOG_PLACE_KEY}
+        ).scalar()
+        if current != place:
+            conn.execute(
+                text("INSERT OR REPLACE INTO meta (key, value) VALUES (:k, :v)"),
+                {"k": ACCESS_LOG_PLACE_KEY, "v": place},
+            )
 
 
 def _move_access_log_out_of_index(engine: Engine) -> None:

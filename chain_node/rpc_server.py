@@ -11,22 +11,29 @@ request or a batch (an array, answered by an array in the same order, section 6)
 Numbers in results are hex quantities and byte strings 0x hex (Ethereum JSON-RPC
 "quantity"/"data" encoding, https://ethereum.org/en/developers/docs/apis/json-rpc/).
 
-Methods: the ``eth_*``/``net_*``/``web3_*`` methods of web3's eth-tester endpoints
-(``eth_chainId``, ``eth_blockNumber``, ``eth_getBlockByNumber``, ``eth_getTransactionCount``,
-``eth_estimateGas``, ``eth_call``, ``eth_sendRawTransaction``, ``eth_getTransactionReceipt``,
+Methods: an allow-list (:data:`METHODS`) of what a service process, a wallet-less
+client or an auditor needs: ``eth_chainId``, ``net_version``, ``eth_blockNumber``,
+``eth_getBlockByNumber``/``ByHash``, ``eth_getTransactionCount``, ``eth_estimateGas``,
+``eth_call``, ``eth_sendRawTransaction``, ``eth_getTransactionReceipt``,
 ``eth_getTransactionByHash``, ``eth_getLogs``, ``eth_getCode``, ``eth_getBalance``,
-``eth_feeHistory``, ``eth_gasPrice``, ``eth_maxPriorityFeePerGas`` ...), plus the dev
-methods ``evm_increaseTime`` (seconds) and ``evm_mine`` that anvil and Hardhat offer.
-Every ``eth_sendRawTransaction`` is mined into its own block and committed to disk
-before the answer (the embedded chain's durability rule). Methods that would use an
-account held by the node (``eth_sendTransaction``, ``eth_sign*``, ``personal_*``) are
-refused: a client signs locally.
+``eth_getStorageAt``, ``eth_feeHistory``, ``eth_gasPrice``, ``eth_maxPriorityFeePerGas``,
+``web3_clientVersion``. Every ``eth_sendRawTransaction`` is mined into its own block and
+committed to disk before the answer (the embedded chain's durability rule). Nothing that
+signs with a node-held account, installs server-side state (filters) or rewrites
+history (``evm_snapshot``/``evm_revert``) is offered. Only a node started with ``dev``
+(tests) adds ``evm_increaseTime`` (whole seconds, 0 to :data:`MAX_TIME_OFFSET_S`) and
+``evm_mine``: on a durable chain a time offset can never be taken back.
 
-Errors (the ``error`` member): ``-32700`` parse error, ``-32600`` invalid request,
-``-32601`` method not found, ``-32602`` invalid params, ``3`` "execution reverted" with
-the raw revert data in ``data`` (geth/anvil convention, decoded by the client),
-``-32000`` any other refusal (a bad nonce, a stopped chain) with the reason in
-``message``.
+Limits (geth's defaults where it has one): a body of at most :data:`MAX_BODY_BYTES`, a
+batch of at most :data:`MAX_BATCH` requests, and JSON nested at most
+:data:`MAX_JSON_DEPTH` deep.
+
+Errors (the ``error`` member): ``-32700`` parse error (also a body too large or too
+deep), ``-32600`` invalid request (no ``"jsonrpc": "2.0"``, an id that is not a string,
+number or null, a batch too long), ``-32601`` method not found (or not offered),
+``-32602`` invalid params, ``3`` "execution reverted" with the raw revert data in
+``data`` (geth/anvil convention, decoded by the client), ``-32000`` any other refusal (a
+bad nonce, a stopped chain) with the reason in ``message``.
 """
 
 from __future__ import annotations
@@ -57,11 +64,55 @@ INVALID_PARAMS = -32602
 EXECUTION_REVERTED = 3
 SERVER_ERROR = -32000
 
-# What a node must not do for anonymous callers: sign with accounts it holds.
-_REFUSED_PREFIXES = ("personal_", "admin_", "miner_", "debug_", "txpool_")
-_REFUSED = frozenset({"eth_sendTransaction", "eth_sign", "eth_signTransaction", "eth_accounts"})
-_REFUSED |= frozenset({"eth_signTypedData", "eth_signTypedData_v4"})
+METHODS = frozenset(
+    {
+        "eth_chainId",
+        "eth_blockNumber",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getTransactionCount",
+        "eth_estimateGas",
+        "eth_call",
+        "eth_sendRawTransaction",
+        "eth_getTransactionReceipt",
+        "eth_getTransactionByHash",
+        "eth_getLogs",
+        "eth_getCode",
+        "eth_getBalance",
+        "eth_getStorageAt",
+        "eth_feeHistory",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+    }
+)
+"""The eth-tester methods served (the allow-list); see the module doc."""
+MAX_TIME_OFFSET_S = 10 * 366 * 24 * 3600  # one call moves chain time at most ten years
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BATCH = 1000
+MAX_JSON_DEPTH = 64
 BLOOM_BYTES = 256
+CLIENT_VERSION = "consentgate-chain-node/1 (py-evm via eth-tester)"
+# a bad argument surfaces from web3's and eth-tester's formatters as one of these
+_BAD_PARAMS = (TypeError, KeyError, IndexError, AttributeError, OverflowError)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_ok(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``body`` (JSON text) nests arrays/objects at most ``limit`` deep.
+
+    Checked before parsing: a body of a few hundred KB nested 100,000 deep overflows the
+    C stack of the parser once py_ecc has raised the recursion limit (it does on import).
+    Brackets inside strings count too, which can only make this stricter; no call of
+    the methods served needs more than a handful of levels.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return True  # fast path: not enough brackets to nest that deep
+    depth = 0
+    for byte in body.translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        if depth > limit:
+            return False
+    return True
 
 
 def to_wire(value: Any, key: str = "") -> Any:
@@ -98,7 +149,7 @@ class RpcFront:
     notification). It blocks while the chain works: call it from a worker thread.
     """
 
-    def __init__(self, chain: EmbeddedChain) -> None:
+    def __init__(self, chain: EmbeddedChain, dev: bool = False) -> None:
         self.chain = chain
         # web3's eth-tester request pipeline without web3's client-side formatters:
         # the provider's own middleware (request params from the wire, result key
@@ -107,15 +158,19 @@ class RpcFront:
             chain.w3, NamedElementOnion([])
         )
         self._extra: dict[str, Callable[[list[Any]], Any]] = {
-            "evm_increaseTime": self._increase_time,
-            "evm_mine": self._mine,
+            "net_version": lambda _: str(chain.chain_id),
+            "web3_clientVersion": lambda _: CLIENT_VERSION,
         }
+        if dev:
+            self._extra |= {"evm_increaseTime": self._increase_time, "evm_mine": self._mine}
 
     def handle(self, body: Any) -> Any:
         """The response body for ``body`` (JSON-RPC 2.0 sections 4-6)."""
         if isinstance(body, list):
             if not body:
                 return _error(None, INVALID_REQUEST, "empty batch")
+            if len(body) > MAX_BATCH:
+                return _error(None, INVALID_REQUEST, f"a batch holds at most {MAX_BATCH} calls")
             answers = [self.call(item) for item in body]
             kept = [a for a in answers if a is not None]
             return kept or None
@@ -126,6 +181,10 @@ class RpcFront:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return _error(None, INVALID_REQUEST, "a request object needs a string 'method'")
         request_id = request.get("id")
+        if isinstance(request_id, bool) or not isinstance(request_id, str | int | float | None):
+            return _error(None, INVALID_REQUEST, "id must be a string, a number or null")
+        if request.get("jsonrpc") != "2.0":
+            return _error(request_id, INVALID_REQUEST, 'a request needs "jsonrpc": "2.0"')
         notification = "id" not in request
         method: str = request["method"]
         params = request.get("params", [])
@@ -136,8 +195,8 @@ class RpcFront:
         return None if notification else answer
 
     def _dispatch(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
-        if method in _REFUSED or method.startswith(_REFUSED_PREFIXES):
-            return _error(request_id, METHOD_NOT_FOUND, f"{method} is not offered: sign locally")
+        if method not in METHODS and method not in self._extra:
+            return _error(request_id, METHOD_NOT_FOUND, f"{method} is not offered by this node")
         try:
             if method in self._extra:
                 result = self._extra[method](params)
@@ -149,7 +208,7 @@ class RpcFront:
                 result = response.get("result")
         except ChainRevert as exc:
             return _error(request_id, EXECUTION_REVERTED, "execution reverted", to_wire(exc.data))
-        except (TypeError, KeyError, IndexError) as exc:
+        except _BAD_PARAMS as exc:
             return _error(request_id, INVALID_PARAMS, f"{method}: bad params: {exc}")
         except Exception as exc:  # a refusal of the chain, reported, never a dropped call
             log.debug("%s refused: %s", method, exc)
@@ -157,11 +216,18 @@ class RpcFront:
         return {"jsonrpc": "2.0", "id": request_id, "result": to_wire(result)}
 
     def _increase_time(self, params: list[Any]) -> Any:
-        """``evm_increaseTime [seconds]``: later blocks are stamped that much later."""
+        """``evm_increaseTime [seconds]`` (dev): later blocks are stamped that much later;
+        whole seconds (a number or a hex quantity), 0 to :data:`MAX_TIME_OFFSET_S`."""
         seconds = params[0]
-        seconds = int(seconds, 16) if isinstance(seconds, str) else int(seconds)
-        if seconds < 0:
-            raise TypeError("seconds must be >= 0")
+        if isinstance(seconds, str):
+            try:
+                seconds = int(seconds, 16)
+            except ValueError:
+                raise TypeError(f"not a hex quantity: {seconds!r}") from None
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            raise TypeError("seconds must be a whole number")
+        if not 0 <= seconds <= MAX_TIME_OFFSET_S:
+            raise TypeError(f"seconds must be between 0 and {MAX_TIME_OFFSET_S}")
         self.chain.add_time_offset(seconds)
         return seconds
 
@@ -171,15 +237,27 @@ class RpcFront:
         return "0x0"
 
 
-def rpc_app(chain: EmbeddedChain) -> Starlette:
-    """The ASGI app serving ``chain`` at ``POST /`` (JSON-RPC 2.0, see the module doc).
-    ``GET /`` answers ``{"chain_id", "block_number"}`` (a liveness probe)."""
-    front = RpcFront(chain)
+def rpc_app(chain: EmbeddedChain, dev: bool = False) -> Starlette:
+    """The ASGI app serving ``chain`` at ``POST /`` (JSON-RPC 2.0, see the module doc;
+    ``dev`` adds the time methods). ``GET /`` answers ``{"chain_id", "block_number",
+    "pid"}``: a liveness probe that also tells a supervisor which process answers."""
+    import os
+
+    front = RpcFront(chain, dev)
 
     async def rpc(request: Request) -> Response:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                return JSONResponse(
+                    _error(None, PARSE_ERROR, f"body larger than {MAX_BODY_BYTES} bytes")
+                )
+        if not json_depth_ok(raw):
+            return JSONResponse(_error(None, PARSE_ERROR, f"JSON nested over {MAX_JSON_DEPTH}"))
         try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
         answer = await run_in_threadpool(front.handle, body)
         if answer is None:
@@ -188,17 +266,20 @@ def rpc_app(chain: EmbeddedChain) -> Starlette:
 
     async def alive(request: Request) -> Response:
         number = await run_in_threadpool(chain.block_number)
-        return JSONResponse({"chain_id": chain.chain_id, "block_number": number})
+        return JSONResponse(
+            {"chain_id": chain.chain_id, "block_number": number, "pid": os.getpid()}
+        )
 
     return Starlette(routes=[Route("/", rpc, methods=["POST"]), Route("/", alive)])
 
 
 class ServedChain:
     """``chain`` served by uvicorn in a thread of this process, on ``host`` and a free
-    port (tests, benches). ``url``: the node's address; :meth:`stop` stops serving (the
-    chain stays open: its owner closes it). A context manager."""
+    port (tests, benches; with the ``dev`` methods unless told otherwise). ``url``: the
+    node's address; :meth:`stop` stops serving (the chain stays open: its owner closes
+    it). A context manager."""
 
-    def __init__(self, chain: EmbeddedChain, host: str = "127.0.0.1") -> None:
+    def __init__(self, chain: EmbeddedChain, host: str = "127.0.0.1", dev: bool = True) -> None:
         import socket
         import threading
         import time
@@ -210,7 +291,7 @@ class ServedChain:
             port = int(sock.getsockname()[1])
         self.url = f"http://{host}:{port}"
         self._server = uvicorn.Server(
-            uvicorn.Config(rpc_app(chain), host=host, port=port, log_level="warning")
+            uvicorn.Config(rpc_app(chain, dev), host=host, port=port, log_level="warning")
         )
         self._thread = threading.Thread(target=self._server.run, name="chain-node", daemon=True)
         self._thread.start()
@@ -232,22 +313,30 @@ class ServedChain:
         self.stop()
 
 
-def wait_node(url: str, timeout_s: float = 60.0, failed: Callable[[], bool] | None = None) -> int:
-    """Wait until the node at ``url`` answers ``eth_chainId``; returns the chain id.
+def wait_node(
+    url: str,
+    timeout_s: float = 60.0,
+    failed: Callable[[], bool] | None = None,
+    pid: Callable[[], int | None] | None = None,
+) -> int:
+    """Wait until the chain node at ``url`` answers its liveness probe; returns the
+    chain id.
 
-    Polls every 50 ms. Raises TimeoutError after ``timeout_s`` seconds, or at once when
-    ``failed()`` (if given) turns true, e.g. when the node's process has exited.
+    ``pid`` (if given) names the process that must answer: a node of another data
+    folder already listening on a pinned port is not taken for ours. Polls every 50 ms.
+    Raises TimeoutError after ``timeout_s`` seconds, or at once when ``failed()`` (if
+    given) turns true, e.g. when the node's process has exited.
     """
     import time
 
     import httpx
 
     deadline = time.monotonic() + timeout_s
-    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     while True:
         try:
-            answer = httpx.post(url, json=body, timeout=5).json()
-            return int(answer["result"], 16)
+            answer = httpx.get(url, timeout=5).json()
+            if pid is None or answer["pid"] == pid():
+                return int(answer["chain_id"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             pass
         if failed is not None and failed():

@@ -109,6 +109,9 @@ def _verify(
     except (KeyError, TypeError, ValueError) as exc:
         typer.echo(json.dumps({"valid": False, "reason": "proof_malformed", "detail": repr(exc)}))
         raise typer.Exit(2) from None
+    except ChainError as exc:  # the node refused a read: nothing was verified
+        typer.echo(f"consentgate: the chain refused a read ({exc.code}): {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         chain.close()
     typer.echo(json.dumps(result))
@@ -219,12 +222,7 @@ def serve(
             "CONSENTGATE_ANCHORING=off needs CONSENTGATE_CHAIN_URL (on the embedded chain "
             "nothing else could anchor)"
         )
-    for name, value in (
-        ("CONSENTGATE_INGEST_PORT", settings.ingest_port),
-        ("CONSENTGATE_CHAIN_NODE_PORT", settings.chain_node_port if settings.embedded else 0),
-    ):
-        if value and value == settings.port:
-            _fail(f"{name} must differ from the API's port ({settings.port})")
+    _check_ports(settings)
     children: list[Any] = []
 
     def stop_children() -> None:  # the chain node (first started) stops last
@@ -274,6 +272,32 @@ def serve(
         stop_children()
 
 
+def _check_ports(settings: Any) -> None:
+    """Exit 2 with one line unless every port ``serve`` will listen on (``PORT``,
+    ``INGEST_PORT``, ``CHAIN_NODE_PORT`` when it runs a chain node) differs from the others
+    and is free now: a child that cannot bind would otherwise be restarted forever."""
+    import socket
+
+    ports = [("CONSENTGATE_PORT", settings.host, settings.port)]
+    if settings.ingest_port:
+        ports.append(("CONSENTGATE_INGEST_PORT", settings.host, settings.ingest_port))
+    if settings.embedded and settings.split and settings.chain_node_port:
+        ports.append(("CONSENTGATE_CHAIN_NODE_PORT", "127.0.0.1", settings.chain_node_port))
+    seen: dict[int, str] = {}
+    for name, host, port in ports:
+        if port in seen:
+            _fail(f"{name} must differ from {seen[port]} ({port})")
+        seen[port] = name
+        if port == 0:
+            continue
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                _fail(f"{name}: cannot listen on {host}:{port} ({exc.strerror})")
+
+
 def _start_chain_node(settings: Any) -> Any:
     """Start the supervised ``consentgate chain-node`` child of an embedded-chain ``serve``
     with more than one process (at ``CONSENTGATE_BULK_NICE``: it executes the anchoring
@@ -289,7 +313,7 @@ def _start_chain_node(settings: Any) -> Any:
     argv = consentgate("chain-node", "--host", "127.0.0.1", "--port", str(port))
     node = Supervised("chain-node", argv, env=dict(os.environ), nice=settings.bulk_nice).start()
     try:
-        wait_node(url, timeout_s=60, failed=lambda: node.restarts > 0)
+        wait_node(url, timeout_s=60, failed=lambda: node.restarts > 0, pid=lambda: node.pid)
     except TimeoutError as exc:
         node.stop()
         _fail(f"the chain node did not start ({exc})")
@@ -303,6 +327,14 @@ def _start_chain_node(settings: Any) -> Any:
 def chain_node(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8545,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="also serve evm_increaseTime and evm_mine (tests only: a time offset on "
+            "a durable chain is permanent)",
+        ),
+    ] = False,
 ) -> None:
     """Serve the embedded chain in CONSENTGATE_DATA_DIR over JSON-RPC 2.0 until SIGTERM
     or Ctrl-C (:mod:`chain_node.rpc_server`), so that several processes can share it.
@@ -336,7 +368,7 @@ def chain_node(
             err=True,
         )
         settle_heap()
-        uvicorn.run(rpc_app(chain), host=host, port=port, log_level="warning")
+        uvicorn.run(rpc_app(chain, dev), host=host, port=port, log_level="warning")
     finally:
         chain.close()
 
@@ -460,12 +492,25 @@ def settle_heap() -> None:
     and took ~30% of the CPU of batch acceptance and anchoring. ``gc.freeze`` moves what
     exists now out of the collector's sight (full collections then 12-19 ms) and a larger
     first-generation threshold makes collections rarer; cycles are still collected.
+
+    Also bounds the recursion limit at :data:`SERVER_RECURSION_LIMIT`: py_ecc (imported
+    by py-evm) raises it to 100,000 on import, and at that depth a body of nested JSON
+    arrays a few hundred KB long overflows the C stack of ``json.loads`` (a segfault that
+    takes the whole process down) before any ``RecursionError``; 30,000 still leaves
+    py-evm room for deep EVM call stacks.
     """
     import gc
+    import sys
 
+    import py_ecc  # noqa: F401 - its import-time setrecursionlimit must come first
+
+    sys.setrecursionlimit(SERVER_RECURSION_LIMIT)
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+
+
+SERVER_RECURSION_LIMIT = 30_000
 
 
 def _open(settings: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -204,14 +205,23 @@ def test_the_access_log_can_live_elsewhere(tmp_path: Path) -> None:
     finally:
         db.close()
     assert elsewhere.exists() and not Path(access_log_path(str(index))).exists()
-    with sqlite3.connect(elsewhere) as raw:
+    with closing(sqlite3.connect(elsewhere)) as raw:
         assert raw.execute("SELECT access_id FROM access_log").fetchall() == [("a1",)]
-    # the default location again: a fresh, empty access log beside the index
+    # the setting dropped while the file stays where it was: refused, nothing created
+    with pytest.raises(FileNotFoundError, match=f"the access log is at {elsewhere}"):
+        Database(f"sqlite:///{index}")
+    assert not Path(access_log_path(str(index))).exists()
+    # moved back beside the index, with its -wal if there is one
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{elsewhere}{suffix}").exists():
+            Path(f"{elsewhere}{suffix}").rename(access_log_path(str(index)) + suffix)
     beside = Database(f"sqlite:///{index}")
     try:
-        assert _count(beside, AccessRecord) == 0
+        assert _count(beside, AccessRecord) == 1
     finally:
         beside.close()
-    # the log beside the index now exists: a setting pointing at a missing file is refused
-    with pytest.raises(FileNotFoundError, match="move the file and its -wal there first"):
+    # moved by the setting alone, or to a folder that does not exist: refused
+    with pytest.raises(FileNotFoundError, match=r"move .*-accesslog\.sqlite3 there first"):
         Database(f"sqlite:///{index}", str(tmp_path / "fast" / "missing.sqlite3"))
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        Database(f"sqlite:///{index}", str(tmp_path / "nowhere" / "access.sqlite3"))

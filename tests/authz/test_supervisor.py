@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,12 +83,28 @@ def test_anchoring_off_refused_on_the_embedded_chain(tmp_path: Path) -> None:
     assert not (tmp_path / "chain").exists()  # refused before opening anything
 
 
-def test_an_ingest_port_equal_to_the_api_port_is_refused(tmp_path: Path) -> None:
+def test_ports_that_clash_or_are_taken_are_refused(tmp_path: Path) -> None:
     out = _run(tmp_path, "serve", chain_url="http://127.0.0.1:9", port="18998", ingest_port="18998")
     assert (out.returncode, out.stderr.strip()) == (
         2,
-        "consentgate: CONSENTGATE_INGEST_PORT must differ from the API's port (18998)",
+        "consentgate: CONSENTGATE_INGEST_PORT must differ from CONSENTGATE_PORT (18998)",
     )
+    out = _run(tmp_path, "serve", port="18997", ingest_port="18996", chain_node_port="18996")
+    assert (out.returncode, out.stderr.strip()) == (
+        2,
+        "consentgate: CONSENTGATE_CHAIN_NODE_PORT must differ from CONSENTGATE_INGEST_PORT (18996)",
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _run(tmp_path, "serve", ingest_port=str(port))
+    assert (out.returncode, out.stderr.strip()) == (
+        2,
+        f"consentgate: CONSENTGATE_INGEST_PORT: cannot listen on 127.0.0.1:{port} "
+        "(Address already in use)",
+    )
+    assert not (tmp_path / "chain").exists()  # refused before starting anything
 
 
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -86,17 +86,56 @@ def test_batch_answers_in_order_and_skips_notifications(node: tuple[EmbeddedChai
         (b'{"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction", "params": [{}]}', -32601),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "personal_unlockAccount", "params": []}', -32601),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": []}', -32602),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": ["no"]}', -32602),
+        # history and server-side state are not offered, even with the dev methods on
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_snapshot", "params": []}', -32601),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_revert", "params": ["0x0"]}', -32601),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "eth_newFilter", "params": [{}]}', -32601),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "eth_accounts", "params": []}', -32601),
+        (b'{"jsonrpc": "1.0", "id": 1, "method": "eth_chainId", "params": []}', -32600),
+        (b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "eth_chainId", "params": []}', -32600),
+        (b"[" + b'{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},' * 1000 + b"1]", -32600),
+        (b"[" * 100_000 + b"]" * 100_000, -32700),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [{"topics": '
+            + b"[" * 20_000
+            + b"]" * 20_000
+            + b"}]}",
+            -32700,
+        ),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [1.5]}', -32602),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [true]}', -32602),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": ["zz"]}', -32602),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [-1]}', -32602),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", '
+            b'"params": ["0x10000000000000000"]}',
+            -32602,
+        ),
     ],
 )
 def test_bad_requests_get_their_error_code(
     node: tuple[EmbeddedChain, str], raw: bytes, code: int
 ) -> None:
-    _, url = node
+    chain, url = node
+    before = (chain.block_number(), chain.w3.eth.get_block("latest")["timestamp"])
     answer = httpx.post(url, content=raw, headers={"content-type": "application/json"})
     assert answer.status_code == 200
     error = answer.json()["error"]
     assert error["code"] == code
     assert error["message"]
+    # the node is still serving, and nothing moved
+    assert _post(url, _rpc("eth_chainId", [])).json()["result"] == hex(CHAIN_ID)
+    assert (chain.block_number(), chain.w3.eth.get_block("latest")["timestamp"]) == before
+
+
+def test_a_node_without_dev_has_no_time_methods(tmp_path: Path) -> None:
+    with open_embedded(tmp_path) as chain, ServedChain(chain, dev=False) as served:
+        for method, params in (("evm_increaseTime", [60]), ("evm_mine", [])):
+            error = _post(served.url, _rpc(method, params)).json()["error"]
+            assert error == {"code": -32601, "message": f"{method} is not offered by this node"}
+        assert _post(served.url, _rpc("net_version", [])).json()["result"] == str(CHAIN_ID)
+        assert chain.block_number() == 0
 
 
 def test_revert_carries_its_data(node: tuple[EmbeddedChain, str]) -> None:
@@ -141,8 +180,11 @@ def test_a_reused_nonce_is_refused_and_nothing_is_mined(node: tuple[EmbeddedChai
 
 def test_liveness_probe(node: tuple[EmbeddedChain, str]) -> None:
     _, url = node
-    assert httpx.get(url).json() == {"chain_id": CHAIN_ID, "block_number": 0}
-    assert wait_node(url, timeout_s=5) == CHAIN_ID
+    assert httpx.get(url).json() == {"chain_id": CHAIN_ID, "block_number": 0, "pid": os.getpid()}
+    assert wait_node(url, timeout_s=5, pid=os.getpid) == CHAIN_ID
+    # another process's node on that URL is not taken for the one we started
+    with pytest.raises(TimeoutError, match="no chain node answered"):
+        wait_node(url, timeout_s=0.3, pid=lambda: os.getpid() + 1)
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
