@@ -92,7 +92,7 @@ from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
     BLANK_ROOT_HASH,
     PyEVMBackend,
-    _execute_and_revert_transaction,
+    _get_vm_for_block_number,
     get_default_genesis_params,
 )
 from eth_tester.backends.pyevm.serializers import (
@@ -281,11 +281,28 @@ class _DurablePyEVMBackend(PyEVMBackend):
         return bytes(computation.output)
 
     def _execute(self, transaction: dict[str, Any], block_number: Any) -> Any:
+        """Run ``transaction`` (eth_call / estimate semantics) on the state at
+        ``block_number`` and roll it back; returns the computation.
+
+        A sender that cannot pay for the gas is credited what it lacks inside the
+        rolled-back snapshot: geth and anvil do not check the balance for calls either,
+        so a third party's read from an unfunded address works here too.
+        """
         tx = dict(transaction)
         tx.setdefault("gas", self._max_available_gas())
         unsigned = self._get_normalized_and_unsigned_evm_transaction(tx, block_number)
-        spoofed = SpoofTransaction(unsigned, from_=transaction["from"])
-        return _execute_and_revert_transaction(self.chain, spoofed, block_number)
+        sender = transaction["from"]
+        spoofed = SpoofTransaction(unsigned, from_=sender)
+        state = _get_vm_for_block_number(self.chain, block_number).state
+        snapshot = state.snapshot()
+        try:
+            price = getattr(unsigned, "max_fee_per_gas", None) or getattr(unsigned, "gas_price", 0)
+            needed = unsigned.gas * price + unsigned.value
+            if state.get_balance(sender) < needed:
+                state.set_balance(sender, needed)
+            return state.apply_transaction(spoofed)
+        finally:
+            state.revert(snapshot)
 
     def estimate_gas(self, transaction: dict[str, Any], block_number: Any = "latest") -> int:
         """Gas limit (units) that lets ``transaction`` succeed: two executions, not py-evm's

@@ -247,3 +247,24 @@ def test_chain_node_refusals_are_one_line(tmp_path: Path) -> None:
         f"consentgate: cannot open {tmp_path}: chain data dir {tmp_path / 'chain'} is in use "
         "by another process"
     )
+
+
+def test_a_read_from_an_unfunded_address_works(node: tuple[EmbeddedChain, str]) -> None:
+    """As on geth and anvil, eth_call and eth_estimateGas do not ask the sender to afford
+    the gas (an auditor verifying a proof holds no funded key); the state is unchanged."""
+    chain, url = node
+    deployed = chain.deploy(Probe.abi, Probe.bytecode, 5)
+    assert deployed.contract_address is not None
+    probe = chain.w3.eth.contract(address=deployed.contract_address, abi=Probe.abi)
+    tx = {
+        "from": OTHER,
+        "to": deployed.contract_address,
+        "data": probe.functions.count()._encode_transaction_data(),
+    }
+    answer = _post(url, _rpc("eth_call", [tx, "latest"])).json()
+    assert int(answer["result"], 16) == 5
+    funded = _post(url, _rpc("eth_estimateGas", [{**tx, "from": chain.relayer}])).json()
+    unfunded = _post(url, _rpc("eth_estimateGas", [tx])).json()
+    assert int(unfunded["result"], 16) == int(funded["result"], 16) > 21000
+    assert chain.w3.eth.get_balance(OTHER) == 0
+    assert chain.call(probe.functions.count()) == 5
