@@ -524,7 +524,7 @@ def _grant_rows(
     items = [
         outbox.item_row(
             "grant",
-            req.consent_id,
+            outbox.grant_key(req.consent_id),
             req.consent_id,
             req.subject,
             {
@@ -620,7 +620,9 @@ class ConsentView:
 
 def _view(s: Any, consent_id: str) -> ConsentView | None:
     row = s.get(Consent, consent_id)
-    w_item = s.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == "w:" + consent_id))
+    w_item = s.scalar(
+        select(OutboxItem).where(OutboxItem.dedupe_key == outbox.withdrawal_key(consent_id))
+    )
     accepted_w = s.get(AcceptedWithdrawal, consent_id) is not None
     w_anchor = (
         w_item.state if w_item is not None else ("anchored" if row and row.withdrawn else None)
@@ -784,7 +786,7 @@ def withdraw(svc: Services, consent_id: str, signature: str) -> Accepted:
             item = outbox.enqueue(
                 s,
                 "withdrawal",
-                "w:" + view.consent_id,
+                outbox.withdrawal_key(view.consent_id),
                 view.consent_id,
                 view.subject,
                 {"message": chosen.message, "signature": sig},
@@ -848,7 +850,10 @@ def consent_record(svc: Services, view: ConsentView) -> dict[str, Any]:
         ).all()
         pending = s.scalars(
             select(OutboxItem)
-            .where(OutboxItem.consent_id == view.consent_id, OutboxItem.state != "anchored")
+            .where(
+                OutboxItem.dedupe_key.in_(outbox.keys_of(view.consent_id)),
+                OutboxItem.state != "anchored",
+            )
             .order_by(OutboxItem.seq)
         ).all()
     record: dict[str, Any] = dict(req.record) if req is not None else {}
@@ -962,8 +967,7 @@ def open_requests_of(svc: Services, subject: str) -> list[dict[str, Any]]:
         taken = set(
             s.scalars(
                 select(OutboxItem.consent_id).where(
-                    OutboxItem.consent_id.in_([r.consent_id for r in rows]),
-                    OutboxItem.kind == "grant",
+                    OutboxItem.dedupe_key.in_([outbox.grant_key(r.consent_id) for r in rows])
                 )
             )
         )

@@ -34,6 +34,12 @@ def access_log_path(index_path: str) -> str:
     return str(p.with_name(p.stem + "-accesslog.sqlite3"))
 
 
+# Indexes earlier versions created that nothing reads any more: each was one more
+# random-key B-tree rewritten on every insert (ix_outbox_consent_id: 17% of the WAL that
+# accepting a grant writes; items are found by consent through dedupe_key).
+DROPPED_INDEXES = ("ix_outbox_consent_id",)
+
+
 def make_engine(url: str, access_log: str = "") -> Engine:
     """Create the engine for ``url`` and the tables if missing.
 
@@ -73,6 +79,11 @@ def make_engine(url: str, access_log: str = "") -> Engine:
             cur.close()
 
     Base.metadata.create_all(engine)
+    present = {ix["name"] for ix in inspect(engine).get_indexes("outbox")}
+    for name in DROPPED_INDEXES:
+        if name in present:  # created by an earlier version; nothing reads it
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     if url.startswith("sqlite"):
         _move_access_log_out_of_index(engine)
         _record_access_log_place(engine, files[1])

@@ -173,7 +173,8 @@ class OutboxItem(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(12))  # grant | withdrawal
     dedupe_key: Mapped[str] = mapped_column(String(80), unique=True)
-    consent_id: Mapped[str] = mapped_column(String(66), index=True)
+    # found by consent through dedupe_key (authz.outbox.keys_of), so not indexed itself
+    consent_id: Mapped[str] = mapped_column(String(66))
     subject: Mapped[str] = mapped_column(String(42), index=True)
     payload: Mapped[dict] = mapped_column(JSON)  # {"message": {...}, "signature": "0x.."}
     state: Mapped[str] = mapped_column(String(12), index=True, default="pending")

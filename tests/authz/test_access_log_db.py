@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from authz import audit
 from authz.db import Database, access_log_path
@@ -225,3 +225,25 @@ def test_the_access_log_can_live_elsewhere(tmp_path: Path) -> None:
         Database(f"sqlite:///{index}", str(tmp_path / "fast" / "missing.sqlite3"))
     with pytest.raises(FileNotFoundError, match="no folder"):
         Database(f"sqlite:///{index}", str(tmp_path / "nowhere" / "access.sqlite3"))
+
+
+def test_an_index_from_an_earlier_version_loses_the_unread_outbox_index(tmp_path: Path) -> None:
+    """ix_outbox_consent_id (items are found by consent through dedupe_key) is dropped
+    from an existing index on open; a new index never has it."""
+    from sqlalchemy import inspect
+
+    from authz.db import DROPPED_INDEXES
+
+    url = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    db = Database(url)
+    with db.session() as s:
+        s.execute(text("CREATE INDEX ix_outbox_consent_id ON outbox (consent_id)"))
+    db.close()
+    db = Database(url)
+    try:
+        names = {ix["name"] for ix in inspect(db.engine).get_indexes("outbox")}
+        assert DROPPED_INDEXES == ("ix_outbox_consent_id",)
+        assert "ix_outbox_consent_id" not in names
+        assert {"ix_outbox_subject", "ix_outbox_state"} <= names
+    finally:
+        db.close()
