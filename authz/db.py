@@ -101,7 +101,8 @@ ACCESS_LOG_PLACE_KEY = "access_log_path"  # "" = beside the index, else an absol
 def _place(index: str, log_path: str) -> str:
     """How ``meta`` records the access log's place: "" beside the index (survives a copy
     of the whole data folder), else the absolute path."""
-    return "" if log_path == access_log_path(index) else str(Path(log_path).resolve())
+    resolved = Path(log_path).resolve()
+    return "" if resolved == Path(access_log_path(index)).resolve() else str(resolved)
 
 
 def _check_access_log_place(index: str, log_path: str) -> None:

@@ -284,9 +284,10 @@ class _DurablePyEVMBackend(PyEVMBackend):
         """Run ``transaction`` (eth_call / estimate semantics) on the state at
         ``block_number`` and roll it back; returns the computation.
 
-        A sender that cannot pay for the gas is credited what it lacks inside the
-        rolled-back snapshot: geth and anvil do not check the balance for calls either,
-        so a third party's read from an unfunded address works here too.
+        A sender that cannot pay for the gas is credited what it lacks for the gas (not
+        for any value it sends) inside the rolled-back snapshot: geth and anvil do not
+        charge gas for calls either, so a third party's read from an unfunded address
+        works here too, and a transfer it cannot afford still fails as there.
         """
         tx = dict(transaction)
         tx.setdefault("gas", self._max_available_gas())
@@ -297,8 +298,11 @@ class _DurablePyEVMBackend(PyEVMBackend):
         snapshot = state.snapshot()
         try:
             price = getattr(unsigned, "max_fee_per_gas", None) or getattr(unsigned, "gas_price", 0)
+            balance = state.get_balance(sender)
+            if balance < unsigned.value:
+                return state.apply_transaction(spoofed)  # refused: insufficient funds
             needed = unsigned.gas * price + unsigned.value
-            if state.get_balance(sender) < needed:
+            if balance < needed:
                 state.set_balance(sender, needed)
             return state.apply_transaction(spoofed)
         finally:

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +97,7 @@ CLIENT_VERSION = "consentgate-chain-node/1 (py-evm via eth-tester)"
 # a bad argument surfaces from web3's and eth-tester's formatters as one of these
 _BAD_PARAMS = (TypeError, KeyError, IndexError, AttributeError, OverflowError)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def json_depth_ok(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -102,17 +105,43 @@ def json_depth_ok(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
     Checked before parsing: a body of a few hundred KB nested 100,000 deep overflows the
     C stack of the parser once py_ecc has raised the recursion limit (it does on import).
-    Brackets inside strings count too, which can only make this stricter; no call of
-    the methods served needs more than a handful of levels.
+    String contents are skipped; no call of the methods served needs more than a
+    handful of levels.
     """
     if body.count(b"[") + body.count(b"{") <= limit:
         return True  # fast path: not enough brackets to nest that deep
     depth = 0
-    for byte in body.translate(None, _NOT_BRACKETS):
+    outside_strings = _STRING.sub(b'""', body)  # brackets inside strings do not nest
+    for byte in outside_strings.translate(None, _NOT_BRACKETS):
         depth += 1 if byte in (0x5B, 0x7B) else -1
         if depth > limit:
             return False
     return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(raw: bytes) -> Any:
+    """``raw`` decoded as strict JSON: NaN, Infinity and numbers that overflow to an
+    infinity are refused (ValueError), as RFC 8259 section 6 has no such values."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            raise ValueError(f"number out of range: {text[:20]}")
+        return value
+
+    return json.loads(raw, parse_constant=_no_constant, parse_float=finite)
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate echoed from a request cannot break
+    the encoding of the answer."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def to_wire(value: Any, key: str = "") -> Any:
@@ -250,19 +279,20 @@ def rpc_app(chain: EmbeddedChain, dev: bool = False) -> Starlette:
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_BODY_BYTES:
-                return JSONResponse(
-                    _error(None, PARSE_ERROR, f"body larger than {MAX_BODY_BYTES} bytes")
+                return _AsciiJSON(
+                    _error(None, PARSE_ERROR, f"body larger than {MAX_BODY_BYTES} bytes"),
+                    status_code=413,
                 )
         if not json_depth_ok(raw):
-            return JSONResponse(_error(None, PARSE_ERROR, f"JSON nested over {MAX_JSON_DEPTH}"))
+            return _AsciiJSON(_error(None, PARSE_ERROR, f"JSON nested over {MAX_JSON_DEPTH}"))
         try:
-            body = json.loads(raw)
+            body = parse_body(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+            return _AsciiJSON(_error(None, PARSE_ERROR, f"parse error: {exc}"))
         answer = await run_in_threadpool(front.handle, body)
         if answer is None:
             return Response(status_code=204)
-        return JSONResponse(answer)
+        return _AsciiJSON(answer)
 
     async def alive(request: Request) -> Response:
         number = await run_in_threadpool(chain.block_number)

@@ -290,12 +290,15 @@ def _check_ports(settings: Any) -> None:
         seen[port] = name
         if port == 0:
             continue
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError as exc:
-                _fail(f"{name}: cannot listen on {host}:{port} ({exc.strerror})")
+        try:
+            family, _, _, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+        except OSError as exc:
+            _fail(f"{name}: cannot listen on {host}:{port} ({exc.strerror})")
 
 
 def _start_chain_node(settings: Any) -> Any:

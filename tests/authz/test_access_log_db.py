@@ -247,3 +247,15 @@ def test_an_index_from_an_earlier_version_loses_the_unread_outbox_index(tmp_path
         assert {"ix_outbox_subject", "ix_outbox_state"} <= names
     finally:
         db.close()
+
+
+def test_the_default_place_spelt_another_way_is_still_the_default(tmp_path: Path) -> None:
+    index = tmp_path / "index.sqlite3"
+    spelt = tmp_path / "." / "index-accesslog.sqlite3"
+    Database(f"sqlite:///{index}", str(spelt)).close()
+    Database(f"sqlite:///{index}").close()  # not refused: the same file
+    with sqlite3.connect(index) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'access_log_path'").fetchall() in (
+            [],
+            [("",)],
+        )

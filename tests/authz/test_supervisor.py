@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from eth_account import Account
 from sqlalchemy import func, select
 
@@ -105,6 +106,18 @@ def test_ports_that_clash_or_are_taken_are_refused(tmp_path: Path) -> None:
         "(Address already in use)",
     )
     assert not (tmp_path / "chain").exists()  # refused before starting anything
+
+
+def test_port_checks_follow_the_host_address_family() -> None:
+    from authz.cli.commands import _check_ports
+
+    for host in ("::1", "127.0.0.1", "localhost"):
+        _check_ports(Settings(host=host, port=free_port()))  # free: no exit
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        with pytest.raises(typer.Exit):
+            _check_ports(Settings(host="::1", port=taken.getsockname()[1]))
 
 
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:

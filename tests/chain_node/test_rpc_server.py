@@ -103,6 +103,14 @@ def test_batch_answers_in_order_and_skips_notifications(node: tuple[EmbeddedChai
             + b"}]}",
             -32700,
         ),
+        # closing brackets inside a string do not hide the nesting that follows
+        (
+            b'{"pad": "' + b"]" * 30_000 + b'", "jsonrpc": "2.0", "id": 1, "method": '
+            b'"eth_getCode", "params": [' + b"[" * 30_000 + b"]" * 30_000 + b', "latest"]}',
+            -32700,
+        ),
+        (b'{"jsonrpc": "2.0", "id": NaN, "method": "eth_chainId", "params": []}', -32700),
+        (b'{"jsonrpc": "2.0", "id": 1e400, "method": "eth_chainId", "params": []}', -32700),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [1.5]}', -32602),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [true]}', -32602),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": ["zz"]}', -32602),
@@ -268,3 +276,32 @@ def test_a_read_from_an_unfunded_address_works(node: tuple[EmbeddedChain, str]) 
     assert int(unfunded["result"], 16) == int(funded["result"], 16) > 21000
     assert chain.w3.eth.get_balance(OTHER) == 0
     assert chain.call(probe.functions.count()) == 5
+
+
+def test_answers_stay_json_for_odd_input(node: tuple[EmbeddedChain, str]) -> None:
+    """A lone surrogate echoed back, and a body over the limit (HTTP 413, as geth)."""
+    _, url = node
+    raw = b'{"jsonrpc": "2.0", "id": "\\ud800", "method": "eth_getCode", "params": ["\\ud800"]}'
+    answer = httpx.post(url, content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json()["id"] == "\ud800"
+    assert answer.json()["error"]["code"] in (-32602, -32000)
+    big = (
+        b'{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": ["'
+        + b"0" * (17 * 1024 * 1024)
+        + b'"]}'
+    )
+    answer = httpx.post(url, content=big, headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == -32700
+
+
+def test_a_transfer_the_sender_cannot_afford_still_fails(node: tuple[EmbeddedChain, str]) -> None:
+    """Only the gas of a call is on the house: value the sender lacks fails, as on geth."""
+    chain, url = node
+    tx = {"from": OTHER, "to": chain.relayer, "value": hex(10**18)}
+    for method, params in (("eth_call", [tx, "latest"]), ("eth_estimateGas", [tx])):
+        error = _post(url, _rpc(method, params)).json()["error"]
+        assert error["code"] == -32000
+        assert "afford" in error["message"] or "insufficient" in error["message"].lower()
+    assert chain.w3.eth.get_balance(OTHER) == 0
