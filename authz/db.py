@@ -62,7 +62,7 @@ def make_engine(url: str, access_log: str = "") -> Engine:
     if url.startswith("sqlite"):
         log_path = access_log or access_log_path(engine.url.database or "")
         try:
-            _check_access_log_place(engine.url.database or "", log_path)
+            recorded = _check_access_log_place(engine.url.database or "", log_path)
         except OSError:
             engine.dispose()
             raise
@@ -86,7 +86,7 @@ def make_engine(url: str, access_log: str = "") -> Engine:
                 conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     if url.startswith("sqlite"):
         _move_access_log_out_of_index(engine)
-        _record_access_log_place(engine, files[1])
+        _record_access_log_place(engine, files[1], recorded)
     for name in files:
         for suffix in ("", "-wal", "-shm"):
             path = Path(name + suffix)
@@ -105,13 +105,14 @@ def _place(index: str, log_path: str) -> str:
     return "" if resolved == Path(access_log_path(index)).resolve() else str(resolved)
 
 
-def _check_access_log_place(index: str, log_path: str) -> None:
+def _check_access_log_place(index: str, log_path: str) -> str | None:
     """Raise an OSError (one line for the CLI) before SQLite would create an empty access
     log in the wrong place: the folder is missing or not writable, or the index records
     that its access log lives elsewhere and that file (or its ``-wal``) is still there
-    (moved by the setting only, or the setting dropped after a move)."""
+    (moved by the setting only, or the setting dropped after a move). Returns the place
+    the index records (:func:`_recorded_place`)."""
     if index in ("", ":memory:") or log_path == ":memory:":
-        return
+        return None
     folder = Path(log_path).parent
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {folder} for the access log {log_path}")
@@ -119,7 +120,7 @@ def _check_access_log_place(index: str, log_path: str) -> None:
         raise PermissionError(f"cannot write the access log's folder {folder}")
     recorded = _recorded_place(index)
     if recorded is None or recorded == _place(index, log_path):
-        return
+        return recorded
     where = recorded or access_log_path(index)
     left = [p for p in (where, where + "-wal") if Path(p).exists()]
     if left:
@@ -127,6 +128,7 @@ def _check_access_log_place(index: str, log_path: str) -> None:
             f"the access log is at {where}, not at {log_path} "
             f"(CONSENTGATE_ACCESS_LOG_PATH): move {' and '.join(left)} there first"
         )
+    return recorded
 
 
 def _recorded_place(index: str) -> str | None:
@@ -144,20 +146,16 @@ def _recorded_place(index: str) -> str | None:
     return str(row[0]) if row else ""
 
 
-def _record_access_log_place(engine: Engine, log_path: str) -> None:
+def _record_access_log_place(engine: Engine, log_path: str, recorded: str | None) -> None:
     """Remember in the index where its access log lives (see
-    :func:`_check_access_log_place`); writes only when that changed."""
+    :func:`_check_access_log_place`, which read ``recorded``); writes only when that
+    changed (no record means beside the index)."""
     index = engine.url.database or ""
     if index in ("", ":memory:") or log_path == ":memory:":
         return
     place = _place(index, log_path)
-    if (_recorded_place(index) or "") == place and place == "":
-        return
-    with engine.begin() as conn:
-        current = conn.execute(
-            text("SELECT value FROM meta WHERE key = :k"), {"k": ACCESS_LOG_PLACE_KEY}
-        ).scalar()
-        if current != place:
+    if (recorded or "") != place:
+        with engine.begin() as conn:
             conn.execute(
                 text("INSERT OR REPLACE INTO meta (key, value) VALUES (:k, :v)"),
                 {"k": ACCESS_LOG_PLACE_KEY, "v": place},

@@ -298,11 +298,8 @@ class _DurablePyEVMBackend(PyEVMBackend):
         snapshot = state.snapshot()
         try:
             price = getattr(unsigned, "max_fee_per_gas", None) or getattr(unsigned, "gas_price", 0)
-            balance = state.get_balance(sender)
-            if balance < unsigned.value:
-                return state.apply_transaction(spoofed)  # refused: insufficient funds
             needed = unsigned.gas * price + unsigned.value
-            if balance < needed:
+            if unsigned.value <= state.get_balance(sender) < needed:  # gas only, not value
                 state.set_balance(sender, needed)
             return state.apply_transaction(spoofed)
         finally:

@@ -362,8 +362,7 @@ def chain_node(
     try:
         chain = open_embedded(settings.data_dir, settings.relayer_key)
     except (ChainError, OSError) as exc:
-        typer.echo(f"consentgate: cannot open {settings.data_dir}: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"cannot open {settings.data_dir}: {exc}")
     try:
         typer.echo(
             f"consentgate: chain node for {chain.path} on http://{host}:{port} "
@@ -525,8 +524,7 @@ def _open(settings: Any) -> Any:
     try:
         return open_services(settings)
     except (ChainError, OSError) as exc:
-        typer.echo(f"consentgate: cannot open {settings.data_dir}: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"cannot open {settings.data_dir}: {exc}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -164,6 +165,31 @@ def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _twenty_grants_anchored(api: Client, bulk: Client, token: str) -> tuple[Any, Any]:
+    """A new department and 20 citizens' grants posted to ``bulk`` (the ingest port) with
+    ``?wait=anchored``, asserted anchored; returns the department and the first citizen."""
+    dept = api.register_department(token, "Housing Fund", Account.create().address, ["loan"])
+    citizen = Account.create()
+    req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
+    body = [{"request_id": req["request_id"], "signature": sign_typed(citizen, req["typed_data"])}]
+    body += signed_loan_grants(api, dept, 19)
+    done = bulk.http.post(
+        "/v1/consent-batches", params={"wait": "anchored"}, json={"items": body}
+    ).json()
+    assert [r["anchor"] for r in done["results"]] == ["anchored"] * 20
+    return dept, citizen
+
+
+def _check(api: Client, dept: Any, citizen: Any) -> tuple[bool, str]:
+    """(allowed, reason) of an access check for ``citizen``'s loan / income consent."""
+    check = api.http.post(
+        "/v1/access-checks",
+        headers=dept["headers"],
+        json={"subject": citizen.address, "purpose": "loan", "pii_categories": ["income"]},
+    ).json()
+    return check["allowed"], check["reason"]
+
+
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_serve_on_a_json_rpc_chain_runs_supervised_bulk_children(
@@ -185,30 +211,10 @@ def test_serve_on_a_json_rpc_chain_runs_supervised_bulk_children(
             Client(f"http://127.0.0.1:{port}") as api,
             Client(f"http://127.0.0.1:{ingest_port}") as bulk,
         ):
-            dept = api.register_department(
-                token, "Housing Fund", Account.create().address, ["loan"]
-            )
-            citizen = Account.create()
-            req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
-            body = [
-                {
-                    "request_id": req["request_id"],
-                    "signature": sign_typed(citizen, req["typed_data"]),
-                }
-            ]
-            body += signed_loan_grants(api, dept, 19)
             # accepted by the ingest process, anchored by the anchoring process; the
             # ingest process polls the index, so ?wait=anchored sees the child's batches
-            done = bulk.http.post(
-                "/v1/consent-batches", params={"wait": "anchored"}, json={"items": body}
-            ).json()
-            assert [r["anchor"] for r in done["results"]] == ["anchored"] * 20
-            check = api.http.post(
-                "/v1/access-checks",
-                headers=dept["headers"],
-                json={"subject": citizen.address, "purpose": "loan", "pii_categories": ["income"]},
-            ).json()
-            assert (check["allowed"], check["reason"]) == (True, "consent_valid")
+            dept, citizen = _twenty_grants_anchored(api, bulk, token)
+            assert _check(api, dept, citizen) == (True, "consent_valid")
             # a killed anchoring process is started again; nothing accepted is lost
             os.kill(anchorer, signal.SIGKILL)
             body = signed_loan_grants(api, dept, 20)
@@ -247,32 +253,12 @@ def test_serve_on_the_embedded_chain_splits_around_a_chain_node(tmp_path: Path) 
             Client(f"http://127.0.0.1:{ingest_port}") as bulk,
         ):
             assert api.health()["chain"]["chain_id"] == 27560
-            dept = api.register_department(
-                token, "Housing Fund", Account.create().address, ["loan"]
-            )
-            citizen = Account.create()
-            req = api.request_consent(dept, request_body(citizen.address, "loan", ["income"]))
-            body = [
-                {
-                    "request_id": req["request_id"],
-                    "signature": sign_typed(citizen, req["typed_data"]),
-                }
-            ]
-            body += signed_loan_grants(api, dept, 19)
-            done = bulk.http.post(
-                "/v1/consent-batches", params={"wait": "anchored"}, json={"items": body}
-            ).json()
-            assert [r["anchor"] for r in done["results"]] == ["anchored"] * 20
+            dept, citizen = _twenty_grants_anchored(api, bulk, token)
             os.kill(node, signal.SIGKILL)
             body = signed_loan_grants(api, dept, 20)
             results = bulk.http.post("/v1/consent-batches", json={"items": body}).json()
             assert [r["accepted"] for r in results["results"]] == [True] * 20
-            check = api.http.post(
-                "/v1/access-checks",
-                headers=dept["headers"],
-                json={"subject": citizen.address, "purpose": "loan", "pii_categories": ["income"]},
-            ).json()
-            assert (check["allowed"], check["reason"]) == (True, "consent_valid")
+            assert _check(api, dept, citizen) == (True, "consent_valid")
         assert _wait_anchored(tmp_path, 40, timeout_s=90) == {"anchored": 40}
         after = set(_children(proc.pid))
         assert node not in after and len(after) == 3
