@@ -47,6 +47,11 @@ _MAYBE_OURS = (SendOutcome.ACCEPTED, SendOutcome.NONCE_LOW)
 """Send errors that, after a resend of the same bytes, may mean the first one got in."""
 
 
+NONCE_ATTEMPTS = 5
+"""Sends of one transaction with a fresh nonce each, while the node says the nonce is
+taken (a nonce error on a first send means it was not accepted: re-signing is safe)."""
+
+
 def tx_result(tx_hash: str, receipt: Any, replaced: Sequence[str] = ()) -> TxResult:
     """TxResult of a web3 receipt (``tx_hash`` as 0x hex)."""
     contract = receipt.get("contractAddress")
@@ -244,19 +249,21 @@ class Web3Backend(ChainBackend):
 
         The nonce is read once from ``eth_getTransactionCount(relayer, "pending")`` and
         then incremented locally under a lock; any send failure drops the cached nonce so
-        the next send resyncs from the node, and a nonce error is retried once. The send
-        itself is retried on transient errors (same bytes each time, see
-        :meth:`_send_raw`).
+        the next send resyncs from the node, and a nonce error is retried with a fresh
+        nonce up to :data:`NONCE_ATTEMPTS` times in all: several processes sharing one
+        relayer (API workers, the anchoring child) can take the same nonce again between
+        a resync and the send. The send itself is retried on transient errors (same bytes
+        each time, see :meth:`_send_raw`).
         """
         with self.nonces:
-            for attempt in (0, 1):
+            for attempt in range(NONCE_ATTEMPTS):
                 tx["nonce"] = self._guard(self.nonces.peek)
                 signed = self._account.sign_transaction(tx)
                 try:
                     sent = self._send_raw(signed)
                 except Exception as exc:
                     self.nonces.resync()
-                    if attempt == 0 and self._is_nonce_error(exc):
+                    if attempt < NONCE_ATTEMPTS - 1 and self._is_nonce_error(exc):
                         continue
                     raise self._map(exc) from exc
                 self.nonces.advance(1)

@@ -6,8 +6,8 @@ signed locally with the relayer key (eth-account) and sent with
 ``eth_sendRawTransaction``; the node never holds the key. The relayer nonce is read once
 from ``eth_getTransactionCount(relayer, "pending")`` and then incremented locally under a
 lock; a send failure drops the cached nonce (the next send resyncs), a nonce error is
-retried once. Receipts are polled from 10 ms, backing off to 500 ms (ChainTimeout after
-``receipt_timeout_s``, default 120 s).
+retried with a fresh nonce (up to five sends). Receipts are polled from 10 ms, backing
+off to 500 ms (ChainTimeout after ``receipt_timeout_s``, default 120 s).
 
 Bulk (``send_many``): every phase is one HTTP request carrying a JSON-RPC 2.0 batch
 (at most ``batch_limit`` calls, default 500): ``eth_estimateGas`` for all items,

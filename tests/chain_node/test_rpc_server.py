@@ -19,7 +19,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from chain_node import ChainRevert, open_chain
+from chain_node import ChainError, ChainRevert, open_chain
 from chain_node.embedded import CHAIN_ID, EmbeddedChain, open_embedded
 from chain_node.errors import revert_from_rpc_error
 from chain_node.rpc_server import ServedChain, to_wire, wait_node
@@ -305,3 +305,39 @@ def test_a_transfer_the_sender_cannot_afford_still_fails(node: tuple[EmbeddedCha
         assert error["code"] == -32000
         assert "afford" in error["message"] or "insufficient" in error["message"].lower()
     assert chain.w3.eth.get_balance(OTHER) == 0
+
+
+def test_a_nonce_taken_again_and_again_is_retried_with_fresh_ones(
+    node: tuple[EmbeddedChain, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other processes sharing the relayer may take the nonce between a resync and the
+    send, more than once: the send re-signs with a fresh nonce each time (up to
+    NONCE_ATTEMPTS sends) and lands once."""
+    from chain_node._web3 import NONCE_ATTEMPTS
+
+    chain, url = node
+    key = (Path(chain.path) / "relayer.key").read_text().strip()
+    client = open_chain(Path(chain.path).parent / "client", url=url, relayer_key=key)
+    try:
+        deployed = client.deploy(Probe.abi, Probe.bytecode, 5)
+        assert deployed.contract_address is not None
+        probe = client.w3.eth.contract(address=deployed.contract_address, abi=Probe.abi)
+        real = client._send_raw
+        refusals = {"left": NONCE_ATTEMPTS - 1}
+
+        def taken_then_real(signed: Any) -> bytes:
+            if refusals["left"]:
+                refusals["left"] -= 1
+                raise ValueError("Invalid transaction nonce: Expected 2, but got 1")
+            return real(signed)
+
+        monkeypatch.setattr(client, "_send_raw", taken_then_real)
+        sent = client.send(probe.functions.increment())
+        assert sent.status == 1 and refusals["left"] == 0
+        assert client.call(probe.functions.count()) == 6
+        refusals["left"] = NONCE_ATTEMPTS  # one more refusal than sends: the error surfaces
+        with pytest.raises(ChainError, match="nonce"):
+            client.send(probe.functions.increment())
+        assert client.call(probe.functions.count()) == 6
+    finally:
+        client.close()
