@@ -52,6 +52,23 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _bench(name: str, run: Any, *args: Any, **kwargs: Any) -> None:
+    """Print the JSON result of the benchmark ``run(*args, **kwargs)``; a failure (the
+    service did not start, a check or a batch was refused, a timeout, the network) is
+    reported as ``consentgate: bench NAME failed: ...`` on stderr with exit code 1, not as
+    a traceback."""
+    import httpx
+
+    from authz.errors import ConsentgateError
+
+    try:
+        out = run(*args, **kwargs)
+    except (ConsentgateError, OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+        typer.echo(f"consentgate: bench {name} failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(out))
+
+
 def _log_as(process: str) -> None:
     """Log lines of a long-running child: time, level, ``process[pid]``, logger."""
     import logging
@@ -603,14 +620,16 @@ def bench_anchoring(
     """Grants anchored end to end, batched path vs one transaction per grant (issue 4)."""
     from authz.bench import anchoring
 
-    typer.echo(json.dumps(anchoring(grants, chain, workers=workers)))
+    _bench("anchoring", anchoring, grants, chain, workers=workers)
 
 
 @bench_app.command("checks")
 def bench_checks(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
     grants: Annotated[int, typer.Option(help="grants anchored meanwhile", min=1)] = 10_000,
-    checks: Annotated[int, typer.Option(help="timed idle access checks", min=10)] = 1500,
+    checks: Annotated[
+        int, typer.Option(help="timed idle access checks, half before and half after", min=10)
+    ] = 3000,
     database_url: Annotated[
         str, typer.Option(help="the service's index (default SQLite); an empty database")
     ] = "",
@@ -632,8 +651,7 @@ def bench_checks(
 
     if anchoring not in ("auto", "thread", "process"):
         _fail("--anchoring must be auto, thread or process")
-    out = checks_under_anchoring(grants, checks, database_url, chain, ingest, anchoring)
-    typer.echo(json.dumps(out))
+    _bench("checks", checks_under_anchoring, grants, checks, database_url, chain, ingest, anchoring)
 
 
 @bench_app.command("signatures")

@@ -8,6 +8,8 @@ reported, not asserted (no timing asserts on a shared machine).
 
 from __future__ import annotations
 
+import pytest
+
 from authz.bench import anchoring, checks_under_anchoring
 
 
@@ -27,4 +29,27 @@ def test_bench_checks_times_both_phases() -> None:
     for key in ("idle_p50_ms", "idle_p99_ms", "busy_p50_ms", "busy_p99_ms", "p99_ratio"):
         assert out[key] > 0, out
     assert out["idle_p99_ms"] >= out["idle_p50_ms"]
+    # the idle p99 is taken over both idle phases, bracketing the busy one
+    phases = (out["idle_before_p99_ms"], out["idle_after_p99_ms"])
+    assert min(phases) > 0
+    assert min(phases) <= out["idle_p99_ms"] <= max(phases), out
     print(out)
+
+
+def test_a_failed_bench_is_one_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A JSON-RPC chain without a relayer key: the service refuses to start, and the
+    bench says so with the service's own words and exit code 1."""
+    from typer.testing import CliRunner
+
+    from authz.cli import app
+
+    monkeypatch.delenv("CONSENTGATE_RELAYER_KEY", raising=False)
+    out = CliRunner().invoke(
+        app, ["bench", "checks", "--grants", "1", "--checks", "10", "--chain", "http://127.0.0.1:1"]
+    )
+    assert out.exit_code == 1, out.output
+    assert out.output.startswith("consentgate: bench checks failed: the service did not start")
+    assert "needs a relayer key" in out.output
+    assert "Traceback" not in out.output
