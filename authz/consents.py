@@ -319,8 +319,9 @@ class Accepted:
         return body
 
 
-def accepted_from(item: OutboxItem) -> Accepted:
-    """The :class:`Accepted` view of an outbox item as it stands now."""
+def accepted_from(item: OutboxItem | Any) -> Accepted:
+    """The :class:`Accepted` view of an outbox item as it stands now (an
+    :class:`OutboxItem` or a row with its columns, as :func:`outbox.get_many` reads)."""
     status = item.state if item.kind == "grant" else "withdrawn"
     return Accepted(
         item.consent_id,
@@ -334,10 +335,11 @@ def accepted_from(item: OutboxItem) -> Accepted:
     )
 
 
-def refresh(svc: Services, accepted: Accepted) -> Accepted:
-    """Re-read an accepted item's anchoring state from the outbox."""
-    item = outbox.get(svc.db, accepted.seq)
-    return accepted_from(item) if item is not None else accepted
+def refresh(svc: Services, accepted: Sequence[Accepted]) -> list[Accepted]:
+    """Re-read accepted items' anchoring state from the outbox (one read for all of
+    them), in the same order; an item no longer found is returned as it was."""
+    items = outbox.get_many(svc.db, [a.seq for a in accepted])
+    return [accepted_from(items[a.seq]) if a.seq in items else a for a in accepted]
 
 
 def _duplicate(item: OutboxItem) -> Conflict:

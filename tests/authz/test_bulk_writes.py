@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from authz import outbox
 from authz.anchoring import AnchorWorker
@@ -81,3 +81,27 @@ def test_projection_signer_is_the_one_acceptance_verified(tmp_path: Path) -> Non
         assert rows == subjects
     finally:
         env.svc.close()
+
+
+def test_get_many_reads_items_across_in_list_chunks(tmp_path: Path) -> None:
+    """``?wait=anchored`` re-reads a whole batch at once: 2,000 items span three ``IN``
+    lists, every one comes back with its own state, and unknown numbers are left out."""
+    db = Database(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    try:
+        with db.write_session() as s:
+            s.execute(
+                insert(OutboxItem),
+                [
+                    outbox.item_row("grant", f"grant:{i}", f"0x{i:064x}", "0xsubject", {})
+                    for i in range(2000)
+                ],
+            )
+            s.execute(update(OutboxItem).where(OutboxItem.seq % 7 == 0).values(state="anchored"))
+        seqs = [*range(2000, 0, -1), 5000]
+        found = outbox.get_many(db, seqs)
+        assert sorted(found) == list(range(1, 2001))
+        assert [found[q].state for q in (7, 8, 1400)] == ["anchored", "pending", "anchored"]
+        assert found[1].consent_id == f"0x{0:064x}" and found[2000].dedupe_key == "grant:1999"
+        assert outbox.get_many(db, []) == {}
+    finally:
+        db.close()

@@ -40,7 +40,7 @@ def _waited(
         return results
     waiters = svc.anchor_worker.waiters if svc.anchor_worker else outbox.Waiters(svc.db)
     waiters.wait([r.seq for r in results], svc.settings.wait_timeout_s)
-    return [consents.refresh(svc, r) for r in results]
+    return consents.refresh(svc, results)
 
 
 @router.post("", status_code=201, response_model=AnchoredResult)
