@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -52,20 +54,31 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _bench(name: str, run: Any, *args: Any, **kwargs: Any) -> None:
-    """Print the JSON result of the benchmark ``run(*args, **kwargs)``; a failure (the
-    service did not start, a check or a batch was refused, a timeout, the network) is
-    reported as ``consentgate: bench NAME failed: ...`` on stderr with exit code 1, not as
-    a traceback."""
+@contextmanager
+def _failures_in_one_line(what: str) -> Iterator[None]:
+    """Report a failure of ``what`` against a service (it did not start or cannot be
+    reached, a request was refused, a timeout) as ``consentgate: WHAT failed: ...`` on
+    stderr with exit code 1, not as a traceback."""
     import httpx
 
     from authz.errors import ConsentgateError
 
     try:
-        out = run(*args, **kwargs)
+        yield
     except (ConsentgateError, OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
-        typer.echo(f"consentgate: bench {name} failed: {exc}", err=True)
+        where = ""
+        if isinstance(exc, httpx.RequestError):
+            with suppress(RuntimeError):  # no request attached
+                where = f" ({exc.request.method} {exc.request.url})"
+        typer.echo(f"consentgate: {what} failed: {exc}{where}", err=True)
         raise typer.Exit(1) from None
+
+
+def _bench(name: str, run: Any, *args: Any, **kwargs: Any) -> None:
+    """Print the JSON result of the benchmark ``run(*args, **kwargs)``; failures in one
+    line (:func:`_failures_in_one_line`)."""
+    with _failures_in_one_line(f"bench {name}"):
+        out = run(*args, **kwargs)
     typer.echo(json.dumps(out))
 
 
@@ -554,9 +567,10 @@ def demo(
     from authz.settings import get_settings
 
     settings = get_settings()
-    ok = run_demo(
-        url or settings.base_url, token or settings.effective_registrar_token(), echo=typer.echo
-    )
+    with _failures_in_one_line("demo"):
+        ok = run_demo(
+            url or settings.base_url, token or settings.effective_registrar_token(), echo=typer.echo
+        )
     raise typer.Exit(0 if ok else 1)
 
 
@@ -602,10 +616,13 @@ def bench_grants(
     from authz.settings import get_settings
 
     settings = get_settings()
-    result = grants_sequential(
-        url or settings.base_url, token or settings.effective_registrar_token(), count
+    _bench(
+        "grants",
+        grants_sequential,
+        url or settings.base_url,
+        token or settings.effective_registrar_token(),
+        count,
     )
-    typer.echo(json.dumps(result))
 
 
 @bench_app.command("anchoring")

@@ -53,3 +53,20 @@ def test_a_failed_bench_is_one_message_not_a_traceback(
     assert out.output.startswith("consentgate: bench checks failed: the service did not start")
     assert "needs a relayer key" in out.output
     assert "Traceback" not in out.output
+
+
+def test_demo_and_bench_grants_against_no_server_say_so_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from authz.cli import app
+    from authz.localserver import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for args, what in (
+        (["demo", "--url", url, "--token", "t"], "demo"),
+        (["bench", "grants", "--url", url, "--token", "t"], "bench grants"),
+    ):
+        out = CliRunner().invoke(app, args)
+        assert out.exit_code == 1, out.output
+        assert out.output.startswith(f"consentgate: {what} failed: "), out.output
+        assert f"{url}/" in out.output and "Traceback" not in out.output
