@@ -62,10 +62,12 @@ def _failures_in_one_line(what: str) -> Iterator[None]:
     import httpx
 
     from authz.errors import ConsentgateError
+    from chain_node.errors import ChainError
 
+    failures = (ConsentgateError, ChainError, OSError, RuntimeError, TimeoutError, httpx.HTTPError)
     try:
         yield
-    except (ConsentgateError, OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+    except failures as exc:
         where = ""
         if isinstance(exc, httpx.RequestError):
             with suppress(RuntimeError):  # no request attached

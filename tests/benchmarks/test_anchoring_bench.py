@@ -53,6 +53,15 @@ def test_a_failed_bench_is_one_message_not_a_traceback(
     assert out.output.startswith("consentgate: bench checks failed: the service did not start")
     assert "needs a relayer key" in out.output
     assert "Traceback" not in out.output
+    # bench anchoring opens the chain in this process: a ChainError, same one line
+    anchoring_out = CliRunner().invoke(
+        app, ["bench", "anchoring", "--grants", "5", "--chain", "http://127.0.0.1:1"]
+    )
+    assert anchoring_out.exit_code == 1, anchoring_out.output
+    assert anchoring_out.output == (
+        "consentgate: bench anchoring failed: a JSON-RPC chain needs a relayer key "
+        "(0x-hex private key)\n"
+    )
 
 
 def test_demo_and_bench_grants_against_no_server_say_so_in_one_line() -> None:
