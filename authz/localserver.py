@@ -96,6 +96,7 @@ def _start(data_dir: Path, env: dict[str, str], startup_s: float) -> LocalServer
     port = free_port()
     env = {**env, "CONSENTGATE_PORT": str(port)}
     with (data_dir / "server.log").open("ab") as log:
+        started_at = log.tell()  # this attempt's lines start here
         proc = subprocess.Popen(
             [sys.executable, "-m", "authz.cli", "serve"],
             env=env,
@@ -108,7 +109,9 @@ def _start(data_dir: Path, env: dict[str, str], startup_s: float) -> LocalServer
         wait_healthy(base, startup_s, proc)
     except TimeoutError:
         stop(proc)
-        tail = (data_dir / "server.log").read_text(errors="replace")[-1500:]
+        with (data_dir / "server.log").open("rb") as log:
+            log.seek(started_at)
+            tail = log.read().decode(errors="replace")[-1500:]
         raise ServerStartError(
             f"the service did not start ({data_dir / 'server.log'}):\n{tail}"
         ) from None
@@ -134,8 +137,8 @@ def serve_process(
     ``CONSENTGATE_DATABASE_URL`` and ``REGISTRY_ADDRESS`` are not inherited). A server
     that exits at once is retried on a new port (another process may take the free port
     between choosing and binding it), up to ``attempts`` times.
-    Raises :class:`ServerStartError` (``service_start_failed``, with the log's tail)
-    when no attempt answers ``/healthz`` within ``startup_s`` seconds.
+    Raises :class:`ServerStartError` (``service_start_failed``, with the tail of the
+    last attempt's log lines) when no attempt answers ``/healthz`` within ``startup_s`` seconds.
     """
     if wipe:
         shutil.rmtree(data_dir, ignore_errors=True)

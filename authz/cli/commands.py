@@ -549,7 +549,9 @@ SERVER_RECURSION_LIMIT = 30_000
 
 def _open(settings: Any) -> Any:
     """Open the services or exit 2 with a one-line reason (data folder in use, chain
-    unreachable, bad settings) instead of a traceback."""
+    or index database unreachable, bad settings) instead of a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from authz.services import open_services
     from chain_node import ChainError
 
@@ -557,6 +559,8 @@ def _open(settings: Any) -> Any:
         return open_services(settings)
     except (ChainError, OSError) as exc:
         _fail(f"cannot open {settings.data_dir}: {exc}")
+    except SQLAlchemyError as exc:  # a bad or unreachable CONSENTGATE_DATABASE_URL
+        _fail(f"cannot open the index database: {str(exc).splitlines()[0]}")
 
 
 @app.command()

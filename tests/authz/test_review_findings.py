@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from eth_account import Account
 
 from authz.ledger import text_hash
@@ -188,3 +190,30 @@ def test_citizen_sees_open_requests_and_department_learns_of_withdrawals(env: En
         env.client.get("/v1/department/withdrawals", headers=other["headers"]).json()["withdrawals"]
         == []
     )
+
+
+def test_serve_with_a_bad_database_url_refuses_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown dialect or an unreachable server in CONSENTGATE_DATABASE_URL: one line,
+    exit 2, not a traceback from SQLAlchemy."""
+    from typer.testing import CliRunner
+
+    from authz.cli import app
+    from authz.localserver import free_port
+    from authz.settings import get_settings
+
+    monkeypatch.setenv("CONSENTGATE_DATA_DIR", str(tmp_path))
+    for url, says in (
+        ("garbage://x", "Can't load plugin: sqlalchemy.dialects:garbage"),
+        (f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nodb", "Connection refused"),
+    ):
+        monkeypatch.setenv("CONSENTGATE_DATABASE_URL", url)
+        get_settings.cache_clear()
+        try:
+            out = CliRunner().invoke(app, ["serve"])
+        finally:
+            get_settings.cache_clear()
+        assert out.exit_code == 2, out.output
+        assert out.output.startswith("consentgate: cannot open the index database: "), out.output
+        assert says in out.output and out.output.count("\n") == 1, out.output
