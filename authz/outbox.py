@@ -88,23 +88,14 @@ def find(db: Database, dedupe_key: str) -> OutboxItem | None:
         return s.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == dedupe_key))
 
 
-# bound parameters per ``IN`` list: below SQLite's oldest default limit (999)
-_IN_CHUNK = 900
-
-
 def get_many(db: Database, seqs: Sequence[int]) -> dict[int, Any]:
     """The items with these sequence numbers, by ``seq``: read-only rows with the
-    :class:`OutboxItem` columns as attributes, read in one transaction (one query per
-    900 items; ``?wait=anchored`` answers a batch of up to 1000 items this way, not with
-    one session per item). Unknown numbers are left out."""
+    :class:`OutboxItem` columns as attributes, in one query (``?wait=anchored`` answers a
+    batch of up to 1000 items this way, not with one session per item; :meth:`Waiters.wait`
+    binds the same list). Unknown numbers are left out."""
     table = OutboxItem.__table__
-    found: dict[int, Any] = {}
     with db.sessions() as s:
-        for i in range(0, len(seqs), _IN_CHUNK):
-            chunk = list(seqs[i : i + _IN_CHUNK])
-            for row in s.execute(select(table).where(table.c.seq.in_(chunk))):
-                found[row.seq] = row
-    return found
+        return {row.seq: row for row in s.execute(select(table).where(table.c.seq.in_(seqs)))}
 
 
 def pending(db: Database, limit: int) -> list[Any]:

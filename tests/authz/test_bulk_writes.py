@@ -83,9 +83,9 @@ def test_projection_signer_is_the_one_acceptance_verified(tmp_path: Path) -> Non
         env.svc.close()
 
 
-def test_get_many_reads_items_across_in_list_chunks(tmp_path: Path) -> None:
-    """``?wait=anchored`` re-reads a whole batch at once: 2,000 items span three ``IN``
-    lists, every one comes back with its own state, and unknown numbers are left out."""
+def test_get_many_reads_every_item_with_its_own_state(tmp_path: Path) -> None:
+    """``?wait=anchored`` re-reads a whole batch at once: each of 2,000 items (twice the
+    largest batch) comes back with its own state, and unknown numbers are left out."""
     db = Database(f"sqlite:///{tmp_path / 'index.sqlite3'}")
     try:
         with db.write_session() as s:
